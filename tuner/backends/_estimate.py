@@ -1,0 +1,80 @@
+"""``estimate``: the twin's estimator in the trial process: no server, no HTTP, no genai-bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuner import serverargs
+from tuner.backends._registry import register
+from tuner.backends.base import Backend, Deployment, deployment_name
+from tuner.bench.metrics import LevelMetrics
+from tuner.exceptions import BackendError
+from tuner.spec import EstimateBackendSpec
+
+__all__ = ["EstimateBackend"]
+
+
+@register("estimate")
+class EstimateBackend(Backend):
+    """Deviations: ``deploy`` starts nothing and ``wait_ready`` only runs the twin's start-up
+    checks (memory fit, TP split, GPU count), which fail with the same reasons a server would;
+    ``measure`` simulates the level in virtual time. Nothing runs, so teardown has nothing to do.
+    """
+
+    def _backend(self) -> EstimateBackendSpec:
+        assert isinstance(self.spec.backend, EstimateBackendSpec)
+        return self.spec.backend
+
+    def gpu_capacity(self) -> int:
+        return self._backend().gpus
+
+    def _server_args(self, config: dict[str, object]) -> dict[str, object]:
+        return {"model_path": self.spec.model.model_path, **config}
+
+    def deploy(self, config: dict[str, object], *, trial_id: str) -> Deployment:
+        return Deployment(
+            name=deployment_name(self.study_id, trial_id),
+            endpoint="estimate:",
+            served_model=self.spec.model.name,
+            labels={"study": self.study_id, "trial": trial_id},
+            config=self._server_args(config),
+        )
+
+    def wait_ready(self, deployment: Deployment, timeout_s: float) -> None:
+        import twin
+
+        try:
+            twin.resolve_server_args(
+                deployment.config, gpu=self._backend().gpu, num_gpus=self._backend().gpus
+            )
+        except twin.StartupError as e:
+            raise BackendError(
+                f"the twin predicts this server fails to start: {e}", reason=e.kind
+            ) from e
+        except ValueError as e:
+            raise BackendError(f"invalid server flags: {e}", reason="startup") from e
+
+    def teardown(self, name: str) -> None:
+        return None
+
+    def describe(self, config: dict[str, object]) -> str:
+        args = " ".join(serverargs.to_argv(config))
+        return f"python -m twin estimate --model-path {self.spec.model.model_path} {args}"
+
+    def alive(self, deployment: Deployment) -> str | None:
+        return None
+
+    def measure(
+        self, deployment: Deployment, *, scenario: str, concurrency: int, out_dir: Path
+    ) -> LevelMetrics:
+        import twin
+
+        result = twin.estimate(
+            deployment.config,
+            gpu=self._backend().gpu,
+            scenario=scenario,
+            concurrency=concurrency,
+            max_requests=self.spec.workload.max_requests_per_level,
+            num_gpus=self._backend().gpus,
+        )
+        return LevelMetrics.from_genai_bench(result["aggregated_metrics"])

@@ -1,0 +1,181 @@
+"""genai-bench as a subprocess: one fresh result folder per trial and level, parsed from its JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from tuner.bench.metrics import LevelMetrics
+from tuner.exceptions import BenchmarkError
+
+if TYPE_CHECKING:
+    from tuner.backends.base import Deployment
+    from tuner.spec import WorkloadSpec
+
+__all__ = ["build_argv", "probe", "run"]
+
+logger = logging.getLogger(__name__)
+# genai-bench needs some key for the sglang backend; real servers started by the tuner have none.
+_API_KEY = "autotuner"
+# Seconds genai-bench spends outside the level itself: import, start-up, sleeps between phases.
+_FIXED_OVERHEAD_S = 120
+
+
+def probe(endpoint: str, timeout_s: float = 10.0) -> str | None:
+    """None when the server's ``/health`` answers 200, else why not."""
+    try:
+        response = httpx.get(f"{endpoint}/health", timeout=timeout_s)
+    except httpx.HTTPError as e:
+        return f"server at {endpoint} does not answer /health ({type(e).__name__})"
+    if response.status_code != 200:
+        return f"server at {endpoint} answered /health with HTTP {response.status_code}"
+    return None
+
+
+def build_argv(
+    deployment: Deployment,
+    *,
+    workload: WorkloadSpec,
+    scenario: str,
+    concurrency: int,
+    tokenizer: str,
+    out_dir: Path,
+) -> list[str]:
+    """The genai-bench command for one level (reports off, everything explicit)."""
+    return [
+        sys.executable,
+        "-m",
+        "tuner.bench._genai_main",
+        "benchmark",
+        "--api-backend",
+        "sglang",
+        "--api-base",
+        deployment.endpoint,
+        "--api-key",
+        _API_KEY,
+        "--api-model-name",
+        deployment.served_model,
+        "--model-tokenizer",
+        tokenizer,
+        "--task",
+        "text-to-text",
+        "--traffic-scenario",
+        scenario,
+        "--num-concurrency",
+        str(concurrency),
+        "--max-requests-per-run",
+        str(workload.max_requests_per_level),
+        "--max-time-per-run",
+        str(_minutes(workload.max_seconds_per_level)),
+        "--experiment-base-dir",
+        str(out_dir),
+        "--experiment-folder-name",
+        "result",
+        "--log-dir",
+        str(out_dir),
+    ]
+
+
+def run(
+    deployment: Deployment,
+    *,
+    workload: WorkloadSpec,
+    scenario: str,
+    concurrency: int,
+    tokenizer: str,
+    out_dir: Path,
+) -> LevelMetrics:
+    """Benchmark one level and return its metrics in real-time units.
+
+    A level where every request failed is returned with an error rate of 1, not raised: the
+    server answered, it just could not serve (the SLO check then rejects the level).
+
+    Raises:
+        BenchmarkError: genai-bench crashed, timed out, or wrote no result.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = build_argv(
+        deployment,
+        workload=workload,
+        scenario=scenario,
+        concurrency=concurrency,
+        tokenizer=tokenizer,
+        out_dir=out_dir,
+    )
+    log_path = out_dir / "genai-bench.out"
+    timeout = _minutes(workload.max_seconds_per_level) * 60 + _FIXED_OVERHEAD_S
+    env = {
+        **os.environ,
+        "ENABLE_UI": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    logger.debug("genai-bench: %s", argv)
+    with log_path.open("wb") as log:
+        try:
+            process = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=out_dir,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise BenchmarkError(
+                f"genai-bench did not finish level c={concurrency} in {timeout} s; the server "
+                f"may be wedged; see {log_path}",
+                log_path=str(log_path),
+            ) from e
+    result_dir = out_dir / "result"
+    results = sorted(result_dir.glob(f"*_num_concurrency_{concurrency}_time_*s.json"))
+    if results:
+        data = json.loads(results[-1].read_text())
+        return LevelMetrics.from_genai_bench(
+            data["aggregated_metrics"],
+            time_unit=data.get("_time_unit", "s"),
+            time_scale=deployment.time_scale,
+        )
+    failed = sorted(result_dir.glob("debug_for_run_*.json"))
+    if failed:
+        return _all_failed(json.loads(failed[-1].read_text()), scenario, concurrency)
+    raise BenchmarkError(
+        f"genai-bench exited with code {process.returncode} and wrote no result for level "
+        f"c={concurrency}: {_tail(log_path)}; full log: {log_path}",
+        returncode=process.returncode,
+        log_path=str(log_path),
+    )
+
+
+def _all_failed(debug: dict[str, object], scenario: str, concurrency: int) -> LevelMetrics:
+    aggregated = debug.get("aggregated_metrics", debug)
+    assert isinstance(aggregated, dict)
+    errors = sum(int(n) for n in (aggregated.get("error_codes_frequency") or {}).values())
+    return LevelMetrics.from_genai_bench(
+        {
+            "scenario": scenario,
+            "num_concurrency": concurrency,
+            "num_requests": max(errors, 1),
+            "num_error_requests": max(errors, 1),
+        }
+    )
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, math.ceil(seconds / 60))
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    text = path.read_text(errors="replace").strip().splitlines()
+    return " | ".join(line.strip() for line in text[-lines:]) or "(empty log)"

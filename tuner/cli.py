@@ -1,0 +1,243 @@
+"""``autotuner``: run studies, look at them, and export their winners."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tuner import objective
+from tuner.exceptions import SpecError, TunerError
+from tuner.spec import StudySpec, load_spec, override, spec_from_dict
+from tuner.store import Store, open_store
+from tuner.study import StudyResult, create_study, default_home, launch_text, run_study
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``autotuner`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    debug = args.debug or os.environ.get("OME_TUNER_DEBUG") == "1"
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("ray", "optuna", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if not debug else logging.INFO)
+    try:
+        return int(args.command(args) or 0)
+    except TunerError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, SpecError) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autotuner", description=__doc__)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="study store (SQLite); default $AUTOTUNER_HOME/autotuner.db",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's logs")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a study from a spec file")
+    run.add_argument("spec", type=Path, help="study spec (YAML or JSON)")
+    run.add_argument("--backend", choices=["twin", "estimate", "local", "ome"])
+    run.add_argument("--search", choices=["grid", "random", "bayes"])
+    run.add_argument("--max-trials", type=int)
+    run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--ray-address",
+        default=None,
+        help="run trials on this Ray cluster (default: RAY_ADDRESS, else local)",
+    )
+    run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    run.set_defaults(command=_run)
+
+    resume = commands.add_parser("resume", help="continue a study whose driver died")
+    resume.add_argument("study")
+    resume.add_argument("--ray-address", default=None)
+    resume.add_argument("--json", action="store_true")
+    resume.set_defaults(command=_resume)
+
+    listing = commands.add_parser("list", help="list studies")
+    listing.set_defaults(command=_list)
+
+    show = commands.add_parser("show", help="show a study's trials and winner")
+    show.add_argument("study")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(command=_show)
+
+    export = commands.add_parser("export", help="print the winning launch command / manifest")
+    export.add_argument("study")
+    export.add_argument("-o", "--output", type=Path, help="write to this file")
+    export.set_defaults(command=_export)
+
+    render = commands.add_parser("render", help="print what a trial with given params runs")
+    render.add_argument("spec", type=Path)
+    render.add_argument("--params", default="{}", help="JSON, e.g. '{\"tp_size\": 2}'")
+    render.set_defaults(command=_render)
+    return parser
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return open_store(args.store or default_home() / "autotuner.db")
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = override(
+        load_spec(args.spec),
+        backend=args.backend,
+        algorithm=args.search,
+        max_trials=args.max_trials,
+        seed=args.seed,
+    )
+    store = _store(args)
+    study = create_study(spec, store=store)
+    return _drive(args, spec, store, study.study_id, resume=False)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    store = _store(args)
+    study = store.get_study(args.study)
+    return _drive(args, spec_from_dict(study.spec), store, study.study_id, resume=True)
+
+
+def _drive(
+    args: argparse.Namespace, spec: StudySpec, store: Store, study_id: str, resume: bool
+) -> int:
+    from tuner._progress import LiveView
+
+    console = Console(stderr=True)
+    console.print(
+        f"study [bold]{study_id}[/] ({spec.backend.kind} backend, "
+        f"{spec.search.algorithm} search, up to {spec.max_trials} trials)"
+    )
+    view = LiveView(store, spec, console)
+    view.start(study_id)
+    try:
+        result = run_study(
+            spec, store=store, study_id=study_id, resume=resume, ray_address=args.ray_address
+        )
+    finally:
+        view.stop()
+    _print_outcome(console, result)
+    if args.json:
+        print(json.dumps(_summary(result), indent=2))
+    return 0 if result.study.state.value in ("completed", "stopped") else 1
+
+
+def _print_outcome(console: Console, result: StudyResult) -> None:
+    state = result.study.state.value
+    best = result.best
+    if result.study.message:
+        console.print(f"[red]study {state}:[/] {result.study.message}")
+    if best is None:
+        console.print(f"study {state}: no configuration met the SLO")
+        return
+    spec = result.spec
+    console.print(
+        f"study {state}. best: trial {best.number} {best.params} "
+        f"{objective.metric_name(spec.objective)}="
+        f"[bold green]{best.score:.1f}[/]{' per GPU' if spec.objective.per_gpu else ''}"
+    )
+    console.print(f"launch: {result.best_launch}", soft_wrap=True, highlight=False)
+
+
+def _summary(result: StudyResult) -> dict[str, Any]:
+    best = result.best
+    spec = result.spec
+    return {
+        "study": result.study.study_id,
+        "state": result.study.state.value,
+        "best": None
+        if best is None
+        else {
+            "trial": best.trial_id,
+            "params": best.params,
+            "score": best.score,
+            "metrics": objective.best_level(best.levels, spec.objective),
+            "launch": result.best_launch,
+        },
+        "trials": [
+            {
+                "id": t.trial_id,
+                "number": t.number,
+                "params": t.params,
+                "status": t.state.value,
+                "reason": t.reason,
+                "score": t.score,
+                "started_at": t.started_at,
+                "ended_at": t.ended_at,
+            }
+            for t in result.trials
+        ],
+    }
+
+
+def _list(args: argparse.Namespace) -> int:
+    from tuner._progress import studies_table
+
+    Console().print(studies_table(_store(args).list_studies()))
+    return 0
+
+
+def _result(args: argparse.Namespace) -> StudyResult:
+    store = _store(args)
+    return StudyResult(study=store.get_study(args.study), trials=store.list_trials(args.study))
+
+
+def _show(args: argparse.Namespace) -> int:
+    from tuner._progress import trials_table
+
+    result = _result(args)
+    if args.json:
+        print(json.dumps(_summary(result), indent=2))
+        return 0
+    console = Console()
+    console.print(trials_table(result.spec, result.trials, result.study.best_trial_id))
+    _print_outcome(console, result)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    result = _result(args)
+    if result.best_launch is None:
+        raise TunerError(
+            f"study {args.study} has no winner to export (no trial met the SLO); "
+            f"`autotuner show {args.study}` shows why"
+        )
+    text = result.best_launch + "\n"
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"--params is not JSON: {e}") from e
+    if not isinstance(params, dict):
+        raise SpecError("--params must be a JSON object of flag: value")
+    spec.check_params(params)
+    print(launch_text(spec, params))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Search algorithms, keyed by ``search.algorithm``."""
+
+from tuner.search._searchers import SEARCHERS, make_searcher
+
+__all__ = ["SEARCHERS", "make_searcher"]

@@ -1,0 +1,39 @@
+"""The study spec: the one schema that files, the API, the UI and Python code all use."""
+
+from tuner.spec._load import from_prototype_task, load_spec, spec_from_dict
+from tuner.spec._overrides import override
+from tuner.spec._parts import (
+    GPU_TYPES,
+    SLO,
+    BackendSpec,
+    EstimateBackendSpec,
+    LocalBackendSpec,
+    ModelSpec,
+    ObjectiveSpec,
+    OmeBackendSpec,
+    SearchSpec,
+    TwinBackendSpec,
+    WorkloadSpec,
+)
+from tuner.spec._study import DEFAULT_MAX_TRIALS, RangeSpec, StudySpec
+
+__all__ = [
+    "DEFAULT_MAX_TRIALS",
+    "GPU_TYPES",
+    "SLO",
+    "BackendSpec",
+    "EstimateBackendSpec",
+    "LocalBackendSpec",
+    "ModelSpec",
+    "ObjectiveSpec",
+    "OmeBackendSpec",
+    "RangeSpec",
+    "SearchSpec",
+    "StudySpec",
+    "TwinBackendSpec",
+    "WorkloadSpec",
+    "from_prototype_task",
+    "load_spec",
+    "override",
+    "spec_from_dict",
+]

@@ -1,0 +1,309 @@
+"""The parts of a study spec: model, backend, workload, objective with SLO bounds, and search."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
+
+__all__ = [
+    "GPU_TYPES",
+    "SLO",
+    "BackendSpec",
+    "EstimateBackendSpec",
+    "LocalBackendSpec",
+    "ModelSpec",
+    "ObjectiveSpec",
+    "OmeBackendSpec",
+    "OmeBenchmarkJobSpec",
+    "SearchSpec",
+    "TwinBackendSpec",
+    "WorkloadSpec",
+]
+
+GpuType = Literal["H100", "H200", "A100-80G", "A100-40G", "L40S"]
+GPU_TYPES: tuple[str, ...] = GpuType.__args__
+
+# A genai-bench traffic scenario: D(in,out), N(mi,si)/(mo,so), U(min,max)/(min,max) or U(max_in,max_out).
+_NUM = r"\d+(?:\.\d+)?"
+_SCENARIO = re.compile(
+    rf"^(D\(\d+,\d+\)|N\({_NUM},{_NUM}\)/\({_NUM},{_NUM}\)|U\(\d+,\d+\)(/\(\d+,\d+\))?)$"
+)
+# Served model names and paths reach a command line and a manifest: no spaces, quotes or `$`.
+_MODEL_TEXT = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
+_K8S_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Part):
+    """The model to serve."""
+
+    name: str = Field(
+        description="Served model name (the twin's catalog entry, SGLang's --served-model-name).",
+        pattern=_MODEL_TEXT,
+    )
+    path: str | None = Field(
+        None,
+        description="What --model-path gets (hub id or local dir); default: the name.",
+        pattern=_MODEL_TEXT,
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer for genai-bench (hub id or local dir); "
+        "default: the model path for real servers, the bundled one for the twin.",
+        pattern=_MODEL_TEXT,
+    )
+
+    @property
+    def model_path(self) -> str:
+        """The value of --model-path."""
+        return self.path or self.name
+
+
+class _BackendBase(_Part):
+    startup_timeout_s: float = Field(
+        600, gt=0, description="Seconds a server may take to become healthy."
+    )
+
+
+class TwinBackendSpec(_BackendBase):
+    """Local SGLang digital-twin processes: no GPU needed."""
+
+    kind: Literal["twin"] = "twin"
+    gpu: GpuType = Field("H100", description="The simulated GPU.")
+    gpus: int = Field(1, ge=1, le=64, description="Simulated GPUs the study may use at once.")
+    time_scale: float = Field(
+        1.0, ge=1.0, le=50.0, description="Run the twin this many times faster than real time."
+    )
+
+
+class EstimateBackendSpec(_BackendBase):
+    """The twin's in-process estimator: no HTTP, no genai-bench; seconds per study."""
+
+    kind: Literal["estimate"] = "estimate"
+    gpu: GpuType = Field("H100", description="The simulated GPU.")
+    gpus: int = Field(1, ge=1, le=64, description="Simulated GPUs the study may use at once.")
+
+
+class LocalBackendSpec(_BackendBase):
+    """Real ``python -m sglang.launch_server`` processes on this host's GPUs."""
+
+    kind: Literal["local"] = "local"
+    gpus: int = Field(1, ge=1, le=64, description="GPUs the study may use at once.")
+    python: str | None = Field(
+        None, description="Python interpreter that has sglang installed; default: this one."
+    )
+    startup_timeout_s: float = Field(1800, gt=0, description="Seconds to wait for /health.")
+
+
+class OmeBenchmarkJobSpec(_Part):
+    """Run each level as an OME BenchmarkJob writing to a PVC, instead of genai-bench in Ray."""
+
+    pvc: str = Field(
+        pattern=_K8S_NAME,
+        max_length=253,
+        description="PersistentVolumeClaim in backend.namespace the results go to.",
+    )
+    mount_path: str = Field(
+        "/results",
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        description="Where the tuner's own pods mount that PVC (ReadWriteMany) to read results.",
+    )
+    image: str | None = Field(
+        None,
+        pattern=_MODEL_TEXT,
+        description="genai-bench image; default: the one in OME's benchmarkjob-config.",
+    )
+    timeout_s: float = Field(
+        600, gt=0, description="Seconds one level's job may take beyond its time budget."
+    )
+
+
+class OmeBackendSpec(_BackendBase):
+    """One OME InferenceService per trial on a Kubernetes cluster."""
+
+    kind: Literal["ome"] = "ome"
+    namespace: str = Field(
+        "autotuner",
+        pattern=_K8S_NAME,
+        max_length=63,
+        description="Namespace the trials' InferenceServices go to.",
+    )
+    base_model: str = Field(
+        description="Name of the OME ClusterBaseModel (or BaseModel).",
+        pattern=_K8S_NAME,
+        max_length=253,
+    )
+    runtime: str = Field(
+        description="Name of the SGLang ClusterServingRuntime to start from.",
+        pattern=_K8S_NAME,
+        max_length=253,
+    )
+    gpus: int | None = Field(
+        None, ge=1, le=4096, description="Cap on GPUs used at once; default: all free ones."
+    )
+    kube_context: str | None = Field(None, description="kubeconfig context; default: current.")
+    startup_timeout_s: float = Field(1800, gt=0, description="Seconds to wait for Ready.")
+    kubeconfig: str | None = Field(
+        None,
+        description="kubeconfig file; default: in-cluster config inside a pod, "
+        "else $KUBECONFIG, else ~/.kube/config.",
+    )
+    image: str | None = Field(
+        None,
+        pattern=_MODEL_TEXT,
+        description="SGLang image for the trials; default: the runtime's.",
+    )
+    port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        description="The runtime's container port (8080 in OME's SGLang runtimes).",
+    )
+    in_cluster: bool | None = Field(
+        None,
+        description="Reach trial servers at their in-cluster URL; default: true when the "
+        "tuner runs in a pod, else false (through a local relay, see port_forward).",
+    )
+    port_forward: bool | None = Field(
+        None,
+        description="Outside the cluster, reach servers by a pod port-forward (true), "
+        "straight at status.url (false), or by port-forward only when status.url is not "
+        "reachable (default).",
+    )
+    teardown_timeout_s: float = Field(
+        600, gt=0, description="Seconds to wait for a trial's pods to go after deleting it."
+    )
+    benchmark_job: OmeBenchmarkJobSpec | None = Field(
+        None,
+        description="Measure with OME BenchmarkJobs writing to a PVC; default: genai-bench "
+        "in the trial's Ray worker.",
+    )
+
+
+BackendSpec = Annotated[
+    TwinBackendSpec | EstimateBackendSpec | LocalBackendSpec | OmeBackendSpec,
+    Field(discriminator="kind"),
+]
+
+
+class WorkloadSpec(_Part):
+    """The load genai-bench puts on each deployment: a concurrency ladder per traffic scenario."""
+
+    scenarios: list[str] = Field(
+        default_factory=lambda: ["D(1024,256)"],
+        min_length=1,
+        description="genai-bench traffic scenarios, e.g. D(1024,256) or N(480,240)/(300,150).",
+    )
+    concurrency: list[int] = Field(
+        default_factory=lambda: [8, 32, 64],
+        min_length=1,
+        description="Concurrency levels, measured lowest first.",
+    )
+    max_requests_per_level: int = Field(
+        200, ge=1, le=1_000_000, description="Requests per level (genai-bench's soft cap)."
+    )
+    max_seconds_per_level: int = Field(
+        60,
+        ge=1,
+        le=86_400,
+        description="Time per level; genai-bench counts whole minutes, so this is rounded up.",
+    )
+
+    @field_validator("scenarios")
+    @classmethod
+    def _scenarios_parse(cls, scenarios: list[str]) -> list[str]:
+        for text in scenarios:
+            if not _SCENARIO.match(text):
+                raise ValueError(
+                    f"'{text}' is not a genai-bench scenario; write D(in,out), "
+                    "N(mean_in,std_in)/(mean_out,std_out) or U(min_in,max_in)/(min_out,max_out)"
+                )
+        return scenarios
+
+    @field_validator("concurrency")
+    @classmethod
+    def _ladder_ascends(cls, levels: list[int]) -> list[int]:
+        if any(level < 1 for level in levels):
+            raise ValueError("every level must be at least 1")
+        if levels != sorted(set(levels)):
+            raise ValueError("levels must be distinct and in ascending order")
+        return levels
+
+
+class SLO(_Part):
+    """Latency and error bounds a level must meet to count. Latencies in milliseconds."""
+
+    ttft_p50_ms: float | None = Field(None, gt=0, description="Median time to first token.")
+    ttft_p90_ms: float | None = Field(None, gt=0, description="p90 time to first token.")
+    ttft_p99_ms: float | None = Field(None, gt=0, description="p99 time to first token.")
+    tpot_p50_ms: float | None = Field(None, gt=0, description="Median time per output token.")
+    tpot_p90_ms: float | None = Field(None, gt=0, description="p90 time per output token.")
+    tpot_p99_ms: float | None = Field(None, gt=0, description="p99 time per output token.")
+    e2e_p50_ms: float | None = Field(None, gt=0, description="Median end-to-end latency.")
+    e2e_p90_ms: float | None = Field(None, gt=0, description="p90 end-to-end latency.")
+    e2e_p99_ms: float | None = Field(None, gt=0, description="p99 end-to-end latency.")
+    error_rate: float = Field(0.01, ge=0, le=1, description="Largest share of failed requests.")
+
+    def bounds(self) -> dict[str, float]:
+        """The set bounds, by metric name."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ObjectiveSpec(_Part):
+    """What a trial's score is.
+
+    The score is the best value of ``metric`` over the concurrency levels that meet every SLO
+    bound; ``goodput`` is the chosen throughput under that rule. With several scenarios the
+    score is the mean of the per-scenario scores.
+    """
+
+    metric: str = Field("goodput", description="goodput, or a level metric such as ttft_p99_ms.")
+    direction: Literal["max", "min"] | None = Field(
+        None, description="max or min; default: max for throughputs, min for latencies."
+    )
+    throughput: Literal["output", "total", "requests"] = Field(
+        "output",
+        description="The throughput goodput counts: output tokens/s, all tokens/s, req/s.",
+    )
+    per_gpu: bool = Field(False, description="Divide the score by the GPUs a config uses.")
+    slo: SLO = Field(default_factory=SLO, description="Bounds a level must meet.")
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_known(cls, metric: str) -> str:
+        known = ("goodput", *THROUGHPUT_METRICS, *LATENCY_METRICS, "error_rate")
+        if metric not in known:
+            close = difflib.get_close_matches(metric, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(
+                f"'{metric}' is not a level metric{hint}; use goodput, "
+                "a throughput such as output_throughput, or a latency such as "
+                "ttft_p99_ms"
+            )
+        return metric
+
+
+class SearchSpec(_Part):
+    """How configurations are chosen."""
+
+    algorithm: Literal["grid", "random", "bayes"] = Field(
+        "bayes", description="grid (every point), random, or bayes (Optuna TPE)."
+    )
+    max_trials: int | None = Field(
+        None, ge=1, le=10_000, description="Trials to run; default: 20, or the whole grid."
+    )
+    seed: int | None = Field(0, description="Seed of the sampler; null for a random one.")
+    max_concurrent: int | None = Field(
+        None, ge=1, le=256, description="Trials at once; default: as many as the GPUs allow."
+    )
+    time_budget_s: float | None = Field(
+        None, gt=0, description="Stop starting trials after this many seconds."
+    )

@@ -1,0 +1,270 @@
+"""``StudySpec``: everything a study needs, validated before anything starts."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from tuner import serverargs
+from tuner.spec._expr import Expression
+from tuner.spec._parts import (
+    BackendSpec,
+    ModelSpec,
+    ObjectiveSpec,
+    SearchSpec,
+    TwinBackendSpec,
+    WorkloadSpec,
+)
+
+__all__ = ["DEFAULT_MAX_TRIALS", "RangeSpec", "StudySpec"]
+
+DEFAULT_MAX_TRIALS = 20
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class RangeSpec(BaseModel):
+    """A numeric range to sample from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    low: StrictInt | StrictFloat = Field(description="Smallest value.")
+    high: StrictInt | StrictFloat = Field(description="Largest value.")
+    log: bool = Field(False, description="Sample on a log scale.")
+    type: Literal["int", "float"] | None = Field(
+        None, description="int or float; default: int when both ends are integers."
+    )
+    step: StrictInt | StrictFloat | None = Field(None, gt=0, description="Grid step, if any.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if self.low >= self.high:
+            raise ValueError("low must be smaller than high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the range draws integers."""
+        if self.type is not None:
+            return self.type == "int"
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+    def points(self) -> list[float] | list[int] | None:
+        """The grid points of a stepped range, or None for a continuous one."""
+        if self.step is None:
+            return None
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        return [int(v) for v in values] if self.is_int else [round(v, 10) for v in values]
+
+
+ParamSpec = list[Scalar] | RangeSpec
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class StudySpec(BaseModel):
+    """A study: the model, where to run it, what to search, how to load it and how to score it.
+
+    Load one with :func:`tuner.spec.load_spec` (YAML or JSON, including the earlier
+    ``inference-autotuner`` task format) or build it in Python.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        pattern=_NAME,
+        max_length=40,
+        description="Study name: lower-case letters, digits and dashes.",
+    )
+    description: str = Field("", max_length=2000, description="Free text for people.")
+    model: ModelSpec = Field(description="The model to serve.")
+    backend: BackendSpec = Field(
+        default_factory=TwinBackendSpec,
+        description="Where servers run: twin, estimate, local or ome.",
+    )
+    space: dict[str, ParamSpec] = Field(
+        min_length=1,
+        description="SGLang flags to search (dashes as underscores): lists or ranges.",
+    )
+    fixed: dict[str, Scalar] = Field(
+        default_factory=dict, description="SGLang flags set the same for every trial."
+    )
+    constraints: list[str] = Field(
+        default_factory=list,
+        description="Expressions every config must meet, e.g. 'cuda_graph_max_bs <= "
+        "max_running_requests'. 'tp_size * dp_size <= gpus' always applies.",
+    )
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description="The load.")
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec, description="The score.")
+    search: SearchSpec = Field(default_factory=SearchSpec, description="The search.")
+    trial_timeout_s: float = Field(3600, gt=0, description="Seconds one trial may take in all.")
+
+    @model_validator(mode="after")
+    def _flags_valid(self) -> StudySpec:
+        for section, names in (("space", self.space), ("fixed", self.fixed)):
+            for name in names:
+                if name in serverargs.MANAGED:
+                    raise ValueError(f"{section}.{name}: set by the backend for every trial")
+                if name not in serverargs.FLAGS:
+                    raise ValueError(
+                        f"{section}.{name}: not a known SGLang flag{serverargs.suggest(name)}"
+                    )
+        for name in self.space.keys() & self.fixed.keys():
+            raise ValueError(f"space.{name}: also in fixed; keep it in one of them")
+        for name, value in self.fixed.items():
+            if problem := serverargs.check_value(name, value):
+                raise ValueError(f"fixed.{name}: {problem}")
+        for name, spec in self.space.items():
+            self._check_param(name, spec)
+        for text in self.constraints:
+            try:
+                unknown = Expression(text).names - self._known_names()
+            except ValueError as e:
+                raise ValueError(f"constraints: {e}") from e
+            if unknown:
+                raise ValueError(
+                    f"constraints: '{text}' names {', '.join(sorted(unknown))}, "
+                    "which is neither a flag in space/fixed nor 'gpus'"
+                )
+        self._check_fits()
+        if self.search.algorithm == "grid":
+            self._check_grid()
+        return self
+
+    def _check_param(self, name: str, spec: ParamSpec) -> None:
+        flag = serverargs.FLAGS[name]
+        if isinstance(spec, RangeSpec):
+            if flag.kind not in ("int", "float"):
+                raise ValueError(f"space.{name}: a range needs a numeric flag; list the values")
+            if flag.kind == "int" and not spec.is_int:
+                raise ValueError(f"space.{name}: an integer flag needs an int range")
+            ends = [spec.low, spec.high]
+        else:
+            if not spec:
+                raise ValueError(f"space.{name}: give at least one value")
+            ends = list(spec)
+        for value in ends:
+            if problem := serverargs.check_value(name, value):
+                raise ValueError(f"space.{name}: {value!r} {problem}")
+
+    def _known_names(self) -> set[str]:
+        return set(self.space) | set(self.fixed) | {"gpus", "tp_size", "dp_size"}
+
+    def _check_fits(self) -> None:
+        capacity = self.backend.gpus
+        if capacity is None:  # discovered from the cluster at run time
+            return
+        smallest_dp = min(self.int_values("dp_size"))
+        for tp in self.int_values("tp_size"):
+            if tp * smallest_dp > capacity:
+                raise ValueError(
+                    f"space.tp_size: {tp} GPUs per server can never fit in backend.gpus "
+                    f"= {capacity}; drop it or raise backend.gpus"
+                )
+
+    def int_values(self, name: str) -> list[int]:
+        """Every value an integer flag can take (its ends for a range; 1 when unset)."""
+        if name in self.fixed:
+            return [int(self.fixed[name])]  # type: ignore[arg-type]
+        spec = self.space.get(name)
+        if spec is None:
+            return [1]
+        if isinstance(spec, RangeSpec):
+            return [int(spec.low), int(spec.high)]
+        return [int(v) for v in spec]  # type: ignore[arg-type]
+
+    def _check_grid(self) -> None:
+        for name, spec in self.space.items():
+            if isinstance(spec, RangeSpec) and spec.step is None:
+                raise ValueError(f"space.{name}: grid search needs a list or a range with a step")
+        size = sum(1 for _ in self.grid())
+        if size == 0:
+            raise ValueError("constraints: no point of the grid meets every constraint")
+        if self.search.max_trials is not None and self.search.max_trials < size:
+            raise ValueError(
+                f"search.max_trials: the grid has {size} points; raise max_trials "
+                "to that or use random or bayes search"
+            )
+
+    # --- helpers the search and the backends use -------------------------------------------
+
+    @cached_property
+    def _constraints(self) -> list[Expression]:
+        return [Expression(text) for text in self.constraints]
+
+    def gpus_needed(self, config: dict[str, object]) -> int:
+        """GPUs one server with this config occupies (tp_size x dp_size)."""
+        merged = {**self.fixed, **config}
+        return int(merged.get("tp_size", 1)) * int(merged.get("dp_size", 1))  # type: ignore[call-overload]
+
+    def allows(self, config: dict[str, object], capacity: int | None = None) -> bool:
+        """Whether a config meets every constraint and fits in ``capacity`` GPUs."""
+        gpus = capacity if capacity is not None else self.backend.gpus
+        values = {"tp_size": 1, "dp_size": 1, **self.fixed, **config, "gpus": gpus}
+        if gpus is not None and self.gpus_needed(config) > gpus:
+            return False
+        return all(check(values) for check in self._constraints)
+
+    def grid(self) -> Iterator[dict[str, object]]:
+        """Every grid point that meets the constraints, in a stable order."""
+        names = sorted(self.space)
+        axes = []
+        for name in names:
+            spec = self.space[name]
+            axes.append(spec.points() if isinstance(spec, RangeSpec) else list(spec))
+        for combo in itertools.product(*axes):
+            config = dict(zip(names, combo, strict=True))
+            if self.allows(config):
+                yield config
+
+    def check_params(self, params: dict[str, object]) -> None:
+        """Check a hand-written parameter set (``autotuner render --params``).
+
+        Raises:
+            SpecError: an unknown flag, a bad value, or a config the constraints exclude.
+        """
+        from tuner.exceptions import SpecError
+
+        for name, value in params.items():
+            if name not in serverargs.FLAGS:
+                raise SpecError(
+                    f"params.{name}: not a known SGLang flag{serverargs.suggest(name)}"
+                )
+            if problem := serverargs.check_value(name, value):
+                raise SpecError(f"params.{name}: {value!r} {problem}")
+        if not self.allows(params):
+            raise SpecError(
+                f"params: {params} breaks a constraint or needs more than {self.backend.gpus} GPUs"
+            )
+
+    def min_gpus(self) -> int:
+        """GPUs the smallest config of the space occupies."""
+        return min(self.int_values("tp_size")) * min(self.int_values("dp_size"))
+
+    @property
+    def max_trials(self) -> int:
+        """Trials the study runs at most."""
+        if self.search.max_trials is not None:
+            return self.search.max_trials
+        if self.search.algorithm == "grid":
+            return sum(1 for _ in self.grid())
+        return DEFAULT_MAX_TRIALS
+
+    def server_config(self, params: dict[str, object]) -> dict[str, object]:
+        """The full flag set of one trial: fixed flags plus the sampled ones."""
+        return {**self.fixed, **params}

@@ -1,0 +1,209 @@
+"""Driver-side Ray Tune callbacks: record trials in the store, and tear deployments down.
+
+These run in the driver process, the reliable place: Ray may kill a trial actor before its
+``cleanup()`` finishes. They are pickled into the experiment, so they hold only ids and paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from tuner.backends.base import Backend, deployment_name
+from tuner.store import Store, TrialRecord, TrialState
+
+__all__ = ["StoreCallback", "TeardownCallback"]
+
+logger = logging.getLogger(__name__)
+
+
+class StoreCallback(Callback):
+    """Writes each trial's life to the store as rows and events (the only writer of trials)."""
+
+    def __init__(self, store: Store, study_id: str, mode: str) -> None:
+        self._store = store
+        self._study_id = study_id
+        self._mode = mode
+
+    def _record(self, trial: Trial) -> TrialRecord:
+        record = self._store.get_trial(self._study_id, trial.trial_id)
+        if record is not None:
+            return record
+        return TrialRecord(
+            study_id=self._study_id,
+            trial_id=trial.trial_id,
+            number=self._store.next_trial_number(self._study_id),
+            params=dict(trial.config),
+            state=TrialState.PENDING,
+            gpus=_gpus(trial),
+        )
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        # A restarted trial (driver resumed) starts over: its earlier levels are dropped.
+        record = self._record(trial).model_copy(
+            update={
+                "state": TrialState.RUNNING,
+                "started_at": time.time(),
+                "levels": [],
+                "score": None,
+                "reason": None,
+                "message": None,
+                "ended_at": None,
+            }
+        )
+        self._store.upsert_trial(record)
+        self._store.add_event(
+            self._study_id,
+            "trial_started",
+            trial.trial_id,
+            {"number": record.number, "params": record.params, "gpus": record.gpus},
+        )
+
+    def on_trial_result(
+        self,
+        iteration: int,
+        trials: list[Trial],
+        trial: Trial,
+        result: dict[str, Any],
+        **info: Any,
+    ) -> None:
+        record = self._record(trial)
+        update: dict[str, Any] = {"gpus": int(result.get("gpus", record.gpus))}
+        if "level" in result:
+            update["levels"] = [*record.levels, result["level"]]
+            update["score"] = result.get("score")
+            self._store.add_event(
+                self._study_id,
+                "level_measured",
+                trial.trial_id,
+                {
+                    "level": result["level"],
+                    "meets_slo": result["meets_slo"],
+                    "violations": result.get("violations", ""),
+                    "score": result.get("score"),
+                },
+            )
+        if result.get("failed"):
+            update.update(
+                state=TrialState.FAILED,
+                reason=result.get("reason"),
+                message=result.get("message"),
+                ended_at=time.time(),
+            )
+        self._store.upsert_trial(record.model_copy(update=update))
+        if result.get("failed"):
+            self._store.add_event(
+                self._study_id,
+                "trial_failed",
+                trial.trial_id,
+                {"reason": result.get("reason"), "message": result.get("message")},
+            )
+        else:
+            self._update_best()
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        record = self._record(trial)
+        if record.state == TrialState.FAILED:
+            return
+        done = bool((trial.last_result or {}).get("done"))
+        state = TrialState.COMPLETED if done else TrialState.STOPPED
+        self._store.upsert_trial(
+            record.model_copy(
+                update={
+                    "state": state,
+                    "ended_at": time.time(),
+                    "reason": None if done else "stopped",
+                }
+            )
+        )
+        self._store.add_event(
+            self._study_id,
+            "trial_finished",
+            trial.trial_id,
+            {"state": state.value, "score": record.score, "reason": None if done else "stopped"},
+        )
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        message = _error_text(trial)
+        record = self._record(trial).model_copy(
+            update={
+                "state": TrialState.FAILED,
+                "reason": "error",
+                "message": message,
+                "ended_at": time.time(),
+            }
+        )
+        self._store.upsert_trial(record)
+        self._store.add_event(
+            self._study_id, "trial_failed", trial.trial_id, {"reason": "error", "message": message}
+        )
+
+    def _update_best(self) -> None:
+        scored = [
+            t
+            for t in self._store.list_trials(self._study_id)
+            if t.score is not None and t.state != TrialState.FAILED
+        ]
+        if scored:
+            pick = max if self._mode == "max" else min
+            best = pick(scored, key=lambda t: t.score or 0.0)
+            self._store.set_best(self._study_id, best.trial_id)
+
+
+class TeardownCallback(Callback):
+    """Tears a trial's deployment down when the trial ends, whatever the way, and all of them
+    when the experiment ends. Teardown is idempotent, so doubling the actor's is harmless."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def _teardown(self, trial: Trial) -> None:
+        name = deployment_name(self._backend.study_id, trial.trial_id)
+        # In a thread: a slow teardown (Kubernetes) must not stall Tune's event loop.
+        threading.Thread(target=self._safe_teardown, args=(name,), daemon=True).start()
+
+    def _safe_teardown(self, name: str) -> None:
+        try:
+            self._backend.teardown(name)
+        except Exception:  # logged; the end-of-experiment pass and the sweep try again
+            logger.exception("teardown of %s failed", name)
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._teardown(trial)
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._teardown(trial)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        for trial in trials:
+            self._safe_teardown(deployment_name(self._backend.study_id, trial.trial_id))
+
+
+def _gpus(trial: Trial) -> int:
+    required = trial.placement_group_factory.required_resources
+    return int(max(required.get(Backend.GPU_RESOURCE, 0), required.get("GPU", 0)))
+
+
+def _error_text(trial: Trial) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        text = open(path).read().strip() if path else ""  # noqa: SIM115
+    except OSError:
+        text = ""
+    lines = text.splitlines()
+    return (lines[-1] if lines else "the trial raised an error")[:1000]
