@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autotuner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="autotuner", description="Find the best SGLang serving flags for a model, a workload and SLOs.")
     parser.add_argument(
         "--store",
         type=Path,

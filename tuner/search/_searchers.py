@@ -20,8 +20,10 @@ from tuner.spec import RangeSpec, StudySpec
 __all__ = ["SEARCHERS", "make_searcher"]
 
 logger = logging.getLogger(__name__)
-# Samples drawn to find one config that meets the constraints before giving up.
-_MAX_REJECTIONS = 1000
+# Samples drawn to find one new config that meets the constraints, before giving up; the
+# first few come from the study's own sampler, the rest are uniform draws.
+_MAX_REJECTIONS = 2000
+_TPE_ATTEMPTS = 20
 
 
 class _PicklingSearcher(Searcher):
@@ -82,7 +84,10 @@ class OptunaSearcher(_PicklingSearcher):
         self._capacity = capacity
         self._sampler_factory = sampler_factory
         self._live: dict[str, int] = {}
+        self._seen: set[tuple[tuple[str, Any], ...]] = set()
         self._study = self._new_study([])
+        self._fallback = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed=spec.search.seed))
 
     def _new_study(self, trials: list[optuna.trial.FrozenTrial]) -> optuna.Study:
         study = optuna.create_study(
@@ -114,16 +119,26 @@ class OptunaSearcher(_PicklingSearcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         distributions = dict(self._distributions())
-        for _ in range(_MAX_REJECTIONS):
-            trial = self._study.ask(distributions)
-            if self._spec.allows(trial.params, self._capacity):
-                self._live[trial_id] = trial.number
-                # Stepped float ranges come back as 0.7999999999999999; flags want 0.8.
-                return {
-                    k: round(v, 10) if isinstance(v, float) else v for k, v in trial.params.items()
-                }
-            self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        logger.warning("no config meeting the constraints in %d samples", _MAX_REJECTIONS)
+        for attempt in range(_MAX_REJECTIONS):
+            # TPE can get stuck on an infeasible or already-measured region: after a few
+            # rejections, draw uniformly instead and hand the draw to the main study.
+            source = self._study if attempt < _TPE_ATTEMPTS else self._fallback
+            trial = source.ask(distributions)
+            params = {k: round(v, 10) if isinstance(v, float) else v
+                      for k, v in trial.params.items()}  # stepped floats: 0.8, not 0.79999..
+            usable = (self._spec.allows(params, self._capacity)
+                      and _key(params) not in self._seen)
+            if not usable or source is self._fallback:
+                source.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if not usable:
+                continue
+            if source is self._fallback:
+                self._study.enqueue_trial(params)
+                trial = self._study.ask(distributions)
+            self._seen.add(_key(params))
+            self._live[trial_id] = trial.number
+            return params
+        logger.info("no unmeasured config meets the constraints: the search space is exhausted")
         return Searcher.FINISHED
 
     def on_trial_complete(
@@ -142,6 +157,7 @@ class OptunaSearcher(_PicklingSearcher):
         # Optuna's in-memory study holds locks; keep its finished trials and rebuild it.
         state = dict(self.__dict__)
         state["_study"] = [t for t in self._study.trials if t.state.is_finished()]
+        state["_fallback"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -149,6 +165,12 @@ class OptunaSearcher(_PicklingSearcher):
         self.__dict__.update(state)
         self._live = {}
         self._study = self._new_study(trials)
+        self._fallback = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed=self._spec.search.seed))
+
+
+def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
 
 
 def _random_sampler(seed: int | None) -> optuna.samplers.BaseSampler:

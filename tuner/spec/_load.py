@@ -137,12 +137,16 @@ def from_prototype_task(task: dict[str, Any]) -> dict[str, Any]:
         backend = {"kind": "local"}
     else:
         raise SpecError(f"deployment_mode: '{mode}' is unknown; use ome, local or docker")
-    space = {}
+    space: dict[str, Any] = {}
     for name, values in (task.get("parameters") or {}).items():
         key = name.replace("-", "_")
-        space[_PROTOTYPE_NAMES.get(key, key)] = (
-            values.get("values") if isinstance(values, dict) else values
-        )
+        key = _PROTOTYPE_NAMES.get(key, key)
+        if key in space:
+            raise SpecError(f"parameters.{name}: names the same flag as another parameter "
+                            f"({key}); keep one of them")
+        space[key] = values.get("values") if isinstance(values, dict) else values
+    if backend["kind"] == "local":  # the prototype ran one server at a time on enough GPUs
+        backend["gpus"] = max([int(v) for v in space.get("tp_size", [1])], default=1)
     spec: dict[str, Any] = {
         "name": _slug(str(task.get("task_name", "prototype-task"))),
         "description": task.get("description", ""),

@@ -35,6 +35,8 @@ _SCENARIO = re.compile(
 )
 # Served model names and paths reach a command line and a manifest: no spaces, quotes or `$`.
 _MODEL_TEXT = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
+# Paths may be absolute or relative, never start with "-" (it would read as a flag).
+_PATH_TEXT = r"^[A-Za-z0-9./_][A-Za-z0-9._:/@+-]{0,499}$"
 _K8S_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
@@ -52,13 +54,13 @@ class ModelSpec(_Part):
     path: str | None = Field(
         None,
         description="What --model-path gets (hub id or local dir); default: the name.",
-        pattern=_MODEL_TEXT,
+        pattern=_PATH_TEXT,
     )
     tokenizer: str | None = Field(
         None,
         description="Tokenizer for genai-bench (hub id or local dir); "
         "default: the model path for real servers, the bundled one for the twin.",
-        pattern=_MODEL_TEXT,
+        pattern=_PATH_TEXT,
     )
 
     @property

@@ -1,0 +1,49 @@
+"""Scoring: SLO checks and goodput over the ladder."""
+
+from __future__ import annotations
+
+from tuner import objective
+from tuner.bench.metrics import LevelMetrics
+from tuner.spec import ObjectiveSpec
+
+
+def level(concurrency: int, throughput: float, tpot_p99: float, scenario: str = "D(1,1)",
+          errors: int = 0) -> LevelMetrics:
+    return LevelMetrics.from_genai_bench({
+        "scenario": scenario, "num_concurrency": concurrency, "num_requests": 100,
+        "num_error_requests": errors, "num_completed_requests": 100 - errors,
+        "mean_output_throughput_tokens_per_s": throughput, "run_duration": 10.0,
+        "stats": {"tpot": {"p99": tpot_p99}, "ttft": {"p99": 0.1}},
+    })
+
+
+def test_goodput_is_best_throughput_meeting_every_bound() -> None:
+    spec = ObjectiveSpec(slo={"tpot_p99_ms": 50})
+    levels = [level(4, 100, 0.02), level(16, 300, 0.04), level(64, 900, 0.09)]
+    assert objective.score(levels, spec, gpus=2) == 300
+    assert objective.best_level([lv.model_dump() for lv in levels], spec)["concurrency"] == 16
+    assert objective.violations(levels[2], spec) == ["tpot_p99_ms 90 > 50"]
+    per_gpu = ObjectiveSpec(slo={"tpot_p99_ms": 50}, per_gpu=True)
+    assert objective.score(levels, per_gpu, gpus=2) == 150
+
+
+def test_errors_break_the_slo_and_nothing_feasible_scores_none() -> None:
+    spec = ObjectiveSpec(slo={"tpot_p99_ms": 50})
+    assert objective.score([level(4, 100, 0.02, errors=5)], spec, gpus=1) is None
+    assert objective.score([level(4, 100, 0.09)], spec, gpus=1) is None
+
+
+def test_latency_objective_minimises_and_scenarios_average() -> None:
+    spec = ObjectiveSpec(metric="tpot_p99_ms", slo={"tpot_p99_ms": 50})
+    assert objective.direction(spec) == "min"
+    levels = [level(4, 1, 0.02, "D(1,1)"), level(16, 1, 0.04, "D(1,1)"),
+              level(4, 1, 0.03, "D(2,2)")]
+    assert objective.score(levels, spec, gpus=1) == 25.0
+
+
+def test_time_scale_is_undone() -> None:
+    scaled = LevelMetrics.from_genai_bench(
+        {"scenario": "D(1,1)", "num_concurrency": 1, "num_requests": 10,
+         "mean_output_throughput_tokens_per_s": 400.0, "stats": {"ttft": {"p99": 0.05}}},
+        time_scale=4.0)
+    assert scaled.output_throughput == 100.0 and scaled.ttft_p99_ms == 200.0
