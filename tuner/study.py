@@ -195,9 +195,8 @@ def _tuner(
     resume: bool,
 ) -> Any:
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
 
-    from tuner.search import make_searcher
+    from tuner.search import GpuBudgetLimiter, make_searcher
     from tuner.trial import (
         OBJECTIVE_KEY,
         StoreCallback,
@@ -222,7 +221,7 @@ def _tuner(
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
+            search_alg=GpuBudgetLimiter(searcher, max_concurrent, capacity, spec.gpus_needed),
             num_samples=max(1, spec.max_trials - finished),
             reuse_actors=True,
             time_budget_s=spec.search.time_budget_s,

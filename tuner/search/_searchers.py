@@ -37,6 +37,9 @@ class _PicklingSearcher(Searcher):
         with open(checkpoint_path, "rb") as f:
             self.__setstate__(pickle.load(f))
 
+    def rekey(self, old_trial_id: str, new_trial_id: str) -> None:
+        """A suggestion made for one trial id now belongs to another (see GpuBudgetLimiter)."""
+
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)
 

@@ -55,3 +55,21 @@ def test_no_config_is_proposed_twice() -> None:
         seen.append(tuple(sorted(config.items())))
         searcher.on_trial_complete(str(len(seen) - 1), {"objective": 1.0})
     assert len(seen) == len(set(seen)) == len(list(spec.grid()))
+
+
+def test_gpu_budget_holds_back_what_does_not_fit() -> None:
+    from tuner.search import GpuBudgetLimiter
+
+    spec = spec_from_dict({
+        "name": "s", "model": {"name": "m"}, "backend": {"kind": "estimate", "gpus": 3},
+        "space": {"tp_size": [2, 1, 2]}, "search": {"algorithm": "grid"}})
+    limiter = GpuBudgetLimiter(make_searcher(spec, capacity=3, metric="objective", mode="max"),
+                               max_concurrent=3, capacity=3, units=spec.gpus_needed)
+    assert limiter.suggest("a") == {"tp_size": 2}
+    assert limiter.suggest("b") == {"tp_size": 1}
+    assert limiter.suggest("c") is None  # tp 2 needs 2 units, 0 are free: held back
+    limiter.on_trial_complete("b", {"objective": 1.0})
+    assert limiter.suggest("d") is None  # 1 unit free: still not enough
+    limiter.on_trial_complete("a", {"objective": 1.0})
+    assert limiter.suggest("e") == {"tp_size": 2}
+    assert limiter.suggest("f") == "FINISHED"
