@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from tuner import serverargs
@@ -58,8 +59,11 @@ class EstimateBackend(Backend):
         return None
 
     def describe(self, config: dict[str, object]) -> str:
-        args = " ".join(serverargs.to_argv(config))
-        return f"python -m twin estimate --model-path {self.spec.model.model_path} {args}"
+        # What the estimate stands for: the real server with these flags.
+        model = self.spec.model
+        return shlex.join(["python", "-m", "sglang.launch_server", "--model-path",
+                           model.model_path, "--served-model-name", model.name,
+                           *serverargs.to_argv(config)])
 
     def alive(self, deployment: Deployment) -> str | None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import pickle
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from tuner.spec import RangeSpec, StudySpec
 __all__ = ["SEARCHERS", "make_searcher"]
 
 logger = logging.getLogger(__name__)
+# Optuna announces every in-memory study it creates; the searchers create one per study.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Samples drawn to find one new config that meets the constraints, before giving up; the
 # first few come from the study's own sampler, the rest are uniform draws.
 _MAX_REJECTIONS = 2000
@@ -181,7 +184,9 @@ def _random_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def _tpe_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, group=True)
+    with warnings.catch_warnings():  # multivariate TPE is "experimental" since Optuna 2.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True)
 
 
 SEARCHERS: dict[str, Callable[[StudySpec, int, str, str], Searcher]] = {

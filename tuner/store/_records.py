@@ -51,6 +51,7 @@ class TrialRecord(_Record):
         levels: one dict of :class:`~tuner.bench.metrics.LevelMetrics` fields per measured level.
         score: the objective's value; None when no level met the SLO or the trial failed.
         reason: failure or stop class (oom, startup, crash, timeout, benchmark, stopped, ...).
+        timings: seconds spent deploying (``deploy_s``) and benchmarking (``bench_s``).
     """
 
     study_id: str
@@ -63,6 +64,7 @@ class TrialRecord(_Record):
     reason: str | None = None
     message: str | None = None
     levels: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
     started_at: float | None = None
     ended_at: float | None = None
 

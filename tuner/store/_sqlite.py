@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS trials (
     study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
     trial_id TEXT NOT NULL, number INTEGER NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL,
     gpus INTEGER NOT NULL, score REAL, reason TEXT, message TEXT, levels TEXT NOT NULL,
-    started_at REAL, ended_at REAL, PRIMARY KEY (study_id, trial_id));
+    timings TEXT NOT NULL, started_at REAL, ended_at REAL, PRIMARY KEY (study_id, trial_id));
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
@@ -186,7 +186,7 @@ class Store:
         """Insert or replace a trial and refresh the study's best trial."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.study_id,
                     record.trial_id,
@@ -198,6 +198,7 @@ class Store:
                     record.reason,
                     record.message,
                     json.dumps(record.levels),
+                    json.dumps(record.timings),
                     record.started_at,
                     record.ended_at,
                 ),
@@ -310,6 +311,7 @@ def _trial(row: sqlite3.Row) -> TrialRecord:
         reason=row["reason"],
         message=row["message"],
         levels=json.loads(row["levels"]),
+        timings=json.loads(row["timings"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],
     )

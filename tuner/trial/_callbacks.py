@@ -56,6 +56,7 @@ class StoreCallback(Callback):
                 "reason": None,
                 "message": None,
                 "ended_at": None,
+                "timings": {},
             }
         )
         self._store.upsert_trial(record)
@@ -75,7 +76,13 @@ class StoreCallback(Callback):
         **info: Any,
     ) -> None:
         record = self._record(trial)
-        update: dict[str, Any] = {"gpus": int(result.get("gpus", record.gpus))}
+        update: dict[str, Any] = {
+            "gpus": int(result.get("gpus", record.gpus)),
+            "started_at": float(result.get("started_at") or record.started_at or time.time()),
+            "timings": {"deploy_s": float(result.get("deploy_s", 0.0)),
+                        "bench_s": record.timings.get("bench_s", 0.0)
+                        + float(result.get("bench_s", 0.0))},
+        }
         if "level" in result:
             update["levels"] = [*record.levels, result["level"]]
             update["score"] = result.get("score")

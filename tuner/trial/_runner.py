@@ -51,6 +51,7 @@ class TrialRunner(tune.Trainable):
         self._queue = [(s, c) for s in spec.workload.scenarios for c in spec.workload.concurrency]
         self._failure: dict[str, Any] | None = None
         self._deployment: Deployment | None = None
+        self._started_at = time.time()  # before the deploy: the GPUs are held from here
         started = time.monotonic()
         try:
             self._deployment = self._backend.deploy(
@@ -64,7 +65,12 @@ class TrialRunner(tune.Trainable):
     def step(self) -> dict[str, Any]:
         spec = self._backend.spec
         mode = objective.direction(spec.objective)
-        base = {"gpus": self._gpus, "deploy_s": self._deploy_s, OBJECTIVE_KEY: sentinel(mode)}
+        base = {
+            "gpus": self._gpus,
+            "deploy_s": self._deploy_s,
+            "started_at": self._started_at,
+            OBJECTIVE_KEY: sentinel(mode),
+        }
         if self._failure is not None:
             return {**base, "failed": True, **self._failure, "done": True}
         assert self._deployment is not None
