@@ -77,11 +77,12 @@ def test_trials_run_in_parallel_within_the_gpus_and_failures_do_not_stop_it(
     trials = result.trials
     assert result.study.state == StudyState.COMPLETED
     assert len(trials) == 4
+    # 16 GB of weights do not fit in 10 % of an H100, nor do 8 GB per GPU with tp_size 2.
     failed = [t for t in trials if t.state == TrialState.FAILED]
-    assert [t.params["mem_fraction_static"] for t in failed] == [0.1], trials
-    assert failed[0].reason == "oom" and "mem" in (failed[0].message or "").lower()
+    assert [t.params["mem_fraction_static"] for t in failed] == [0.1, 0.1], trials
+    assert all(t.reason == "oom" and "memory" in (t.message or "").lower() for t in failed)
     completed = [t for t in trials if t.state == TrialState.COMPLETED]
-    assert len(completed) == 3 and all(t.levels and t.score for t in completed)
+    assert len(completed) == 2 and all(t.levels and t.score for t in completed)
     assert busy_units(trials) <= 3  # the study's capacity, below the Ray pool of 4
     overlaps = [(a.number, b.number) for a in trials for b in trials
                 if a.number < b.number and a.started_at < b.ended_at

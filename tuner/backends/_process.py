@@ -124,6 +124,7 @@ class ProcessBackend(Backend):
             time_scale=self.time_scale(),
             log_path=str(log_path),
             labels={"study": self.study_id, "trial": trial_id},
+            config=config,
         )
 
     def wait_ready(self, deployment: Deployment, timeout_s: float) -> None:
@@ -164,28 +165,41 @@ class ProcessBackend(Backend):
             _kill_group(process)
         child = _CHILDREN.pop(name, None)
         if child is not None:
+            child.kill()  # already gone unless its group could not be found; then it goes now
             child.wait()
         (self._servers_dir() / f"{name}.json").unlink(missing_ok=True)
 
     def sweep(self) -> list[str]:
         names = {p.stem for p in self._servers_dir().glob("*.json")}
-        for process in psutil.process_iter():
-            tags = _tags(process)
-            if tags.get(STUDY_TAG) == self.study_id and DEPLOYMENT_TAG in tags:
-                names.add(tags[DEPLOYMENT_TAG])
+        names.update(self._tagged())
         for name in names:
             self.teardown(name)
         return sorted(names)
 
+    def _tagged(self) -> dict[str, psutil.Process]:
+        """This study's server processes, by deployment name, found by their tags."""
+        found = {}
+        for process in psutil.process_iter():
+            tags = _tags(process)
+            if tags.get(STUDY_TAG) == self.study_id and DEPLOYMENT_TAG in tags:
+                found[tags[DEPLOYMENT_TAG]] = process
+        return found
+
     def _process(self, name: str) -> psutil.Process | None:
-        """The server process of a deployment, checked by its tags (pids get reused)."""
+        """The server process of a deployment: our own child, or else found from its record
+        or by its tags (checked, since pids get reused)."""
+        child = _CHILDREN.get(name)
+        if child is not None:  # right after fork its environment is not yet the tagged one
+            try:
+                return psutil.Process(child.pid)
+            except psutil.Error:
+                return None
         record = self._servers_dir() / f"{name}.json"
         try:
             process = psutil.Process(json.loads(record.read_text())["pid"])
         except (OSError, ValueError, KeyError, psutil.Error):
-            return None
+            return self._tagged().get(name)
         return process if _tags(process).get(DEPLOYMENT_TAG) == name else None
-
 
 def _tags(process: psutil.Process) -> dict[str, str]:
     try:
