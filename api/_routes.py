@@ -1,0 +1,284 @@
+"""The REST routes under ``/api``: studies, trials, events (SSE), best config and CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from api._errors import AuthError, NoBestTrialError
+from api._events import EventHub
+from api._manager import StudyManager
+from api._views import BestConfig, StudyView, best_config, study_spec, study_view, trials_csv
+from tuner.exceptions import SpecError, TunerError
+from tuner.spec import StudySpec, spec_from_dict
+from tuner.store import EventRecord, StudyRecord, TrialRecord
+
+__all__ = ["Service", "router"]
+
+
+@dataclass
+class Service:
+    """What the routes and pages share: the manager, the event hub and the settings.
+
+    Attributes:
+        manager: runs the studies.
+        hub: streams their events.
+        token: the bearer token every request must carry, or None for no auth.
+        keepalive_s: seconds of silence after which an event stream sends a comment.
+    """
+
+    manager: StudyManager
+    hub: EventHub
+    token: str | None = None
+    keepalive_s: float = 15.0
+
+    def check_token(self, given: str | None) -> bool:
+        """Whether ``given`` is the token (always True without auth)."""
+        if not self.token:
+            return True
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def view(self, record: StudyRecord) -> StudyView:
+        """A study record with progress and best trial."""
+        store = self.manager.store
+        best = store.get_trial(record.study_id, record.best_trial_id) \
+            if record.best_trial_id else None
+        return study_view(record, best, active=self.manager.is_active(record.study_id),
+                          starting=self.manager.is_running_here(record.study_id))
+
+    def best(self, study_id: str) -> BestConfig:
+        """The best configuration of a study with its launch text.
+
+        Raises:
+            StudyNotFoundError: no such study.
+            NoBestTrialError: no trial met the SLO yet.
+        """
+        record = self.manager.store.get_study(study_id)
+        trial = self.manager.store.get_trial(study_id, record.best_trial_id) \
+            if record.best_trial_id else None
+        if trial is None:
+            raise NoBestTrialError(f"study '{study_id}' has no trial that met the SLO yet; "
+                                   "wait for more trials or relax the SLO", study_id=study_id)
+        text = self.manager.driver.launch_text(study_spec(record), trial.params)
+        return best_config(record, trial, text)
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+
+
+def require_token(service: ServiceDep,
+                  authorization: Annotated[str | None, Header()] = None,
+                  token: Annotated[str | None, Query(
+                      description="The bearer token, for clients that cannot set headers "
+                      "(EventSource).")] = None) -> None:
+    """Refuse the request unless it carries the service's token (when one is set)."""
+    if not service.token:
+        return
+    given = token
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        given = value.strip() if scheme.lower() == "bearer" else None
+    if not service.check_token(given):
+        raise AuthError("a valid bearer token is required: send 'Authorization: Bearer <token>' "
+                        "(the AUTOTUNER_TOKEN the service was started with)")
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+_SPEC_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A study spec, as JSON (or YAML with a YAML content type).",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
+        },
+    },
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid bearer token (when the service has one)."},
+    404: {"description": "No such study."},
+}
+
+
+@router.get("/health", summary="Service health")
+def health(service: ServiceDep) -> dict[str, Any]:
+    """Whether the service is up, and where its store is."""
+    manager = service.manager
+    return {"status": "ok", "store": str(manager.store.path), "gpus": manager.gpus,
+            "ray_started": manager.ray_started, "ray_dashboard": manager.dashboard_url,
+            "active": manager.active_ids()}
+
+
+@router.get("/studies", summary="List studies", responses=_ERRORS)
+def list_studies(service: ServiceDep) -> list[StudyView]:
+    """Every study in the store, newest first, with progress and best trial."""
+    return [service.view(record) for record in service.manager.store.list_studies()]
+
+
+@router.post("/studies", status_code=201, summary="Create a study and queue it",
+             openapi_extra=_SPEC_BODY,
+             responses={**_ERRORS, 422: {"description": "The spec is invalid; `errors` lists "
+                                         "each bad field path with its reason."}})
+async def create_study(request: Request, service: ServiceDep) -> StudyView:
+    """Validate the body as a `StudySpec`, record the study, and queue it to run.
+
+    The study starts when fewer than the service's limit of studies are running; its trials
+    share the service's GPU pool with every other study.
+    """
+    spec = _parse_spec(await request.body(), request.headers.get("content-type", ""))
+    record = await run_in_threadpool(service.manager.submit, spec)
+    return await run_in_threadpool(service.view, record)
+
+
+def _parse_spec(body: bytes, content_type: str) -> StudySpec:
+    if not body.strip():
+        raise SpecError("the request body is empty; send a study spec as JSON",
+                        [("body", "a study spec is required")])
+    try:
+        data = yaml.safe_load(body) if "yaml" in content_type else json.loads(body)
+    except (ValueError, yaml.YAMLError) as e:
+        kind = "YAML" if "yaml" in content_type else "JSON"
+        raise SpecError(f"the request body is not valid {kind}: {e}",
+                        [("body", f"not valid {kind}")]) from e
+    return spec_from_dict(data, source="the request body")
+
+
+@router.get("/studies/{study_id}", summary="Get a study", responses=_ERRORS)
+def get_study(study_id: str, service: ServiceDep) -> StudyView:
+    """State, progress and best trial so far of one study (its spec included)."""
+    return service.view(service.manager.store.get_study(study_id))
+
+
+@router.get("/studies/{study_id}/trials", summary="List a study's trials", responses=_ERRORS)
+def list_trials(study_id: str, service: ServiceDep) -> list[TrialRecord]:
+    """The trials in creation order, each with its params, state, score and levels."""
+    service.manager.store.get_study(study_id)
+    return service.manager.store.list_trials(study_id)
+
+
+@router.post("/studies/{study_id}/stop", status_code=202, summary="Stop a study",
+             responses={**_ERRORS, 409: {"description": "The study runs in another process."}})
+def stop_study(study_id: str, service: ServiceDep) -> StudyView:
+    """Stop a running study (no new trials; running ones end; every server goes) or drop a
+    queued one. The study ends as `stopped` and can be resumed."""
+    return service.view(service.manager.stop(study_id))
+
+
+@router.post("/studies/{study_id}/resume", status_code=202, summary="Resume a study",
+             responses={**_ERRORS, 409: {"description": "Running, queued or completed."}})
+def resume_study(study_id: str, service: ServiceDep) -> StudyView:
+    """Queue a stopped or failed study to run again; trials that finished are kept."""
+    return service.view(service.manager.resume(study_id))
+
+
+@router.delete("/studies/{study_id}", status_code=204, summary="Delete a study",
+               responses={**_ERRORS, 409: {"description": "The study is running."}})
+def delete_study(study_id: str, service: ServiceDep) -> Response:
+    """Delete a study that is not running, with its trials and events."""
+    service.manager.delete(study_id)
+    return Response(status_code=204)
+
+
+def _existing(study_id: str, service: ServiceDep) -> StudyRecord:
+    return service.manager.store.get_study(study_id)
+
+
+@router.get("/studies/{study_id}/events", response_class=EventSourceResponse,
+            summary="Stream a study's events (SSE)", responses=_ERRORS)
+async def study_events(
+    study_id: str,
+    service: ServiceDep,
+    record: Annotated[StudyRecord, Depends(_existing)],
+    after: Annotated[int | None, Query(ge=0, description="Send events after this sequence "
+                                       "number (default: from the first).")] = None,
+    last_event_id: Annotated[str | None, Header(description="Set by EventSource on "
+                                                "reconnect; wins over `after`.")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events: `study_started`, `trial_started`, `level_measured`,
+    `trial_finished`, `trial_failed`, `study_finished`.
+
+    Each event's `id` is its sequence number and its `data` the stored event as JSON
+    (`seq`, `study_id`, `at`, `kind`, `trial_id`, `data`). Resume with `Last-Event-ID` or
+    `?after=`. Comments keep idle connections alive. The stream ends once the study has
+    finished and every event was sent.
+    """
+    pos = after or 0
+    if last_event_id and last_event_id.strip().isdigit():
+        pos = int(last_event_id.strip())
+    del record  # checked to exist before the stream starts
+    async for event in service.hub.listen(study_id, pos, idle=service.keepalive_s):
+        if event is not None:
+            pos = event.seq
+            yield _sse(event)
+            if event.kind != "study_finished":
+                continue
+        if await asyncio.to_thread(_over, service, study_id):
+            # the poller may not have seen the last events yet: send them from the store
+            rest = await asyncio.to_thread(service.manager.store.events, study_id, pos,
+                                           1_000_000)
+            for event in rest:
+                yield _sse(event)
+            return
+        if event is None:
+            yield ServerSentEvent(comment="keep-alive")
+
+
+def _sse(event: EventRecord) -> ServerSentEvent:
+    return ServerSentEvent(id=str(event.seq), event=event.kind,
+                           data=event.model_dump(mode="json"))
+
+
+def _over(service: Service, study_id: str) -> bool:
+    """Whether a study will send no more events (finished and not queued again, or gone)."""
+    try:
+        record = service.manager.store.get_study(study_id)
+    except TunerError:  # deleted meanwhile
+        return True
+    return record.state.is_finished() and not service.manager.is_active(study_id)
+
+
+@router.get("/studies/{study_id}/best", summary="Get the best configuration",
+            responses={**_ERRORS, 404: {"description": "No such study, or no best trial yet."}})
+def get_best(study_id: str, service: ServiceDep) -> BestConfig:
+    """The best trial so far and exactly how to launch it: a command line (twin, local) or an
+    OME InferenceService manifest (ome)."""
+    return service.best(study_id)
+
+
+@router.get("/studies/{study_id}/best/download", summary="Download the best configuration",
+            response_class=Response, responses={
+                **_ERRORS, 200: {"content": {"text/x-shellscript": {}, "application/yaml": {}},
+                                 "description": "The launch command or manifest, as a file."}})
+def download_best(study_id: str, service: ServiceDep) -> Response:
+    """The launch command (`.sh`) or InferenceService YAML (`.yaml`) of the best trial."""
+    best = service.best(study_id)
+    return Response(best.text if best.text.endswith("\n") else best.text + "\n",
+                    media_type=best.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{best.filename}"'})
+
+
+@router.get("/studies/{study_id}/trials.csv", summary="Download the trials as CSV",
+            response_class=Response, responses={
+                **_ERRORS, 200: {"content": {"text/csv": {}},
+                                 "description": "One row per trial and measured level."}})
+def download_trials(study_id: str, service: ServiceDep) -> Response:
+    """Trials as CSV: one row per trial and measured level, with `param.<name>` columns and
+    every level metric."""
+    service.manager.store.get_study(study_id)
+    text = trials_csv(service.manager.store.list_trials(study_id))
+    return Response(text, media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{study_id}-trials.csv"'})

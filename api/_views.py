@@ -1,0 +1,113 @@
+"""What the API and the UI show of a study: status with progress and best trial, CSV, config."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuner.bench.metrics import LevelMetrics
+from tuner.spec import StudySpec, spec_from_dict
+from tuner.store import StudyRecord, StudyState, TrialRecord
+
+__all__ = ["BestConfig", "StudyView", "best_config", "planned_trials", "study_spec", "study_view",
+           "trials_csv"]
+
+_SPECS: dict[str, StudySpec] = {}
+
+
+class StudyView(StudyRecord):
+    """A study as stored, with its progress and its best trial so far."""
+
+    max_trials: int = Field(description="Trials the study plans: the search's budget plus the "
+                            "confirmation runs of the best configurations.")
+    progress: float = Field(description="Share of the planned trials that finished, 0 to 1.")
+    active: bool = Field(description="Queued or running in this service.")
+    status: str = Field(description="The state, or ``starting`` while this service prepares a "
+                        "queued study's run (Ray, pre-screen).")
+    best: TrialRecord | None = Field(None, description="The best trial so far, if any.")
+
+
+class BestConfig(BaseModel):
+    """The best configuration of a study and exactly how to launch it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    study_id: str = Field(description="The study.")
+    trial: TrialRecord = Field(description="The best trial.")
+    kind: str = Field(description="The backend kind, which decides what ``text`` is.")
+    filename: str = Field(description="A file name for ``text``.")
+    media_type: str = Field(description="The media type of ``text``.")
+    text: str = Field(description="Launch command (twin, local) or InferenceService YAML (ome).")
+
+
+def study_spec(record: StudyRecord) -> StudySpec:
+    """The validated spec of a stored study (cached: a study's spec never changes)."""
+    spec = _SPECS.get(record.study_id)
+    if spec is None or spec.name != record.name:
+        spec = spec_from_dict(record.spec, source=f"study {record.study_id}")
+        if len(_SPECS) > 1000:
+            _SPECS.clear()
+        _SPECS[record.study_id] = spec
+    return spec
+
+
+def planned_trials(spec: StudySpec) -> int:
+    """Trials a study runs at most: its search budget plus the confirmation runs."""
+    confirm = getattr(spec.search, "confirm", None)
+    extra = confirm.top_k * confirm.repeats if confirm is not None and confirm.enabled else 0
+    return spec.max_trials + extra
+
+
+def study_view(record: StudyRecord, best: TrialRecord | None, *, active: bool,
+               starting: bool = False) -> StudyView:
+    """``record`` with its progress and best trial."""
+    try:
+        max_trials = max(planned_trials(study_spec(record)), record.n_trials)
+    except ValueError:  # a spec from an older version that no longer validates
+        max_trials = max(record.n_trials, 1)
+    done = record.state == StudyState.COMPLETED
+    progress = 1.0 if done else min(1.0, record.n_finished / max(max_trials, 1))
+    status = "starting" if starting and record.state == StudyState.QUEUED else \
+        record.state.value
+    return StudyView(**record.model_dump(), max_trials=max_trials, progress=progress,
+                     active=active, status=status, best=best)
+
+
+def best_config(record: StudyRecord, trial: TrialRecord, text: str) -> BestConfig:
+    """Wrap a launch text with the file name and media type that fit the backend."""
+    kind = str((record.spec.get("backend") or {}).get("kind", "twin"))
+    yaml_like = kind == "ome"
+    return BestConfig(
+        study_id=record.study_id, trial=trial, kind=kind, text=text,
+        filename=f"{record.study_id}-best.{'yaml' if yaml_like else 'sh'}",
+        media_type="application/yaml" if yaml_like else "text/x-shellscript")
+
+
+_TRIAL_COLUMNS = ["trial_id", "number", "state", "reason", "score", "gpus", "started_at",
+                  "ended_at"]
+_LEVEL_COLUMNS = list(LevelMetrics.model_fields)
+
+
+def trials_csv(trials: list[TrialRecord]) -> str:
+    """One row per trial and measured level (a trial with no level gets one row):
+    trial columns, ``param.<name>`` columns, then every level metric."""
+    params = sorted({name for t in trials for name in t.params})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*_TRIAL_COLUMNS, *(f"param.{p}" for p in params), "message",
+                     *_LEVEL_COLUMNS])
+    for t in trials:
+        head: list[Any] = [getattr(t, c) for c in _TRIAL_COLUMNS]
+        head[2] = t.state.value
+        head += [t.params.get(p, "") for p in params] + [t.message or ""]
+        for level in t.levels or [{}]:
+            writer.writerow([_cell(v) for v in head]
+                            + [_cell(level.get(c)) for c in _LEVEL_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value

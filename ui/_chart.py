@@ -1,0 +1,102 @@
+"""The throughput-vs-latency scatter: one point per measured level, Pareto front, SLO bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner import objective
+from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS, LevelMetrics
+from tuner.spec import StudySpec
+from tuner.store import TrialRecord
+
+__all__ = ["Point", "chart_options", "latency_choices", "pareto_front", "points", "x_metric"]
+
+Point = dict[str, Any]
+_LABELS = {"output_throughput": "output tokens/s", "input_throughput": "input tokens/s",
+           "total_throughput": "tokens/s", "requests_per_second": "requests/s"}
+
+
+def x_metric(spec: StudySpec) -> str:
+    """The throughput on the x axis: the one the objective counts, else output tokens/s."""
+    name = objective.metric_name(spec.objective)
+    return name if name in THROUGHPUT_METRICS else "output_throughput"
+
+
+def latency_choices(spec: StudySpec) -> list[str]:
+    """Latencies worth plotting: those the SLO bounds first, then the usual p99s."""
+    bounded = [m for m in spec.objective.slo.bounds() if m in LATENCY_METRICS]
+    return list(dict.fromkeys([*bounded, "ttft_p99_ms", "tpot_p99_ms", "e2e_p99_ms"]))
+
+
+def points(spec: StudySpec, trials: list[TrialRecord], y: str) -> list[Point]:
+    """One point per measured level: x throughput (per GPU when the objective is), y latency."""
+    x = x_metric(spec)
+    out = []
+    for trial in trials:
+        for level in trial.levels:
+            try:
+                metrics = LevelMetrics.model_validate(level)
+            except ValueError:
+                continue
+            value = getattr(metrics, x)
+            if spec.objective.per_gpu:
+                value /= max(trial.gpus, 1)
+            out.append({"x": round(value, 3), "y": round(getattr(metrics, y), 3),
+                        "trial": trial.number, "concurrency": metrics.concurrency,
+                        "scenario": metrics.scenario,
+                        "meets": objective.meets_slo(metrics, spec.objective)})
+    return out
+
+
+def pareto_front(pts: list[Point]) -> list[Point]:
+    """The points no other point beats on both axes (more throughput, less latency),
+    by ascending throughput."""
+    front: list[Point] = []
+    for p in sorted(pts, key=lambda p: (-p["x"], p["y"])):
+        if not front or p["y"] < front[-1]["y"]:
+            front.append(p)
+    return sorted(front, key=lambda p: p["x"])
+
+
+def chart_options(spec: StudySpec, trials: list[TrialRecord], y: str) -> dict[str, Any]:
+    """ECharts options for ``ui.echart``."""
+    pts = points(spec, trials, y)
+    x = x_metric(spec)
+    x_name = _LABELS.get(x, x) + (" per GPU" if spec.objective.per_gpu else "")
+
+    def data(selected: list[Point]) -> list[list[Any]]:
+        return [[p["x"], p["y"], p["trial"], p["concurrency"], p["scenario"]] for p in selected]
+
+    bound = spec.objective.slo.bounds().get(y)
+    slo_series: dict[str, Any] = {
+        "name": "meets SLO", "type": "scatter", "symbolSize": 11,
+        "itemStyle": {"color": "#2e7d32"}, "data": data([p for p in pts if p["meets"]])}
+    if bound is not None:
+        slo_series["markLine"] = {
+            "silent": True, "symbol": "none",
+            "lineStyle": {"type": "dashed", "color": "#c62828"},
+            "label": {"formatter": f"SLO {y} ≤ {bound:g}", "position": "insideEndTop"},
+            "data": [{"yAxis": bound}]}
+    # keep the SLO line in view: ECharts scales the axis to the data only
+    top = {"max": round(max([p["y"] for p in pts] + [bound]) * 1.1, 1)} if bound else {}
+    return {
+        "animation": False,
+        "grid": {"left": 70, "right": 30, "top": 40, "bottom": 55},
+        "legend": {"top": 0},
+        "tooltip": {"trigger": "item", ":formatter": (
+            "p => p.seriesName === 'Pareto front' ? `Pareto: ${p.value[0]}, ${p.value[1]} ms`"
+            " : `trial ${p.value[2]} · c=${p.value[3]} · ${p.value[4]}<br>"
+            f"{x_name}: ${{p.value[0]}}<br>{y}: ${{p.value[1]}}`")},
+        "xAxis": {"type": "value", "name": x_name, "nameLocation": "middle", "nameGap": 30,
+                  "scale": True},
+        "yAxis": {"type": "value", "name": y, "nameLocation": "middle", "nameGap": 50,
+                  "scale": True, **top},
+        "series": [
+            slo_series,
+            {"name": "misses SLO", "type": "scatter", "symbolSize": 9,
+             "itemStyle": {"color": "#9e9e9e"}, "data": data([p for p in pts if not p["meets"]])},
+            {"name": "Pareto front", "type": "line", "step": "end", "symbol": "none",
+             "lineStyle": {"color": "#1565c0", "width": 2},
+             "data": [[p["x"], p["y"]] for p in pareto_front(pts)]},
+        ],
+    }

@@ -1,0 +1,560 @@
+"""The new-study page: a form that builds the same spec the API takes, or the spec as YAML."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from tuner import objective
+from tuner.exceptions import SpecError, TunerError
+from tuner.spec import GPU_TYPES, StudySpec, spec_from_dict
+from ui._shell import guard, header, service
+
+__all__ = ["SpecForm", "new_study_page", "quickstart_text"]
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"
+
+# Used when examples/quickstart.yaml is not there (an installed package without the examples).
+_FALLBACK: dict[str, Any] = {
+    "name": "quickstart",
+    "model": {"name": "Llama-3.1-8B-Instruct"},
+    "backend": {"kind": "twin", "gpu": "H100", "gpus": 2, "time_scale": 10.0},
+    "space": {"tp_size": [1, 2], "mem_fraction_static": [0.8, 0.9]},
+    "workload": {"scenarios": ["D(512,128)"], "concurrency": [4, 16],
+                 "max_requests_per_level": 40, "max_seconds_per_level": 60},
+    "objective": {"metric": "goodput", "per_gpu": True,
+                  "slo": {"ttft_p99_ms": 2000, "tpot_p99_ms": 100}},
+    "search": {"algorithm": "grid"},
+}
+
+_SLO_FIELDS = {"ttft_p99_ms": "TTFT p99 ≤ (ms)", "tpot_p99_ms": "TPOT p99 ≤ (ms)",
+               "e2e_p99_ms": "E2E p99 ≤ (ms)", "error_rate": "Error rate ≤"}
+
+
+def quickstart_text() -> str:
+    """The YAML the form starts from: ``examples/quickstart.yaml``, or a built-in twin study."""
+    try:
+        return QUICKSTART.read_text()
+    except OSError:
+        return yaml.safe_dump(_FALLBACK, sort_keys=False)
+
+
+def _scalar(token: str) -> Any:
+    token = token.strip()
+    try:
+        return yaml.safe_load(token) if token else token
+    except yaml.YAMLError:
+        return token
+
+
+def _number(value: Any) -> Any:
+    """A form number as int when whole (ui.number gives floats), None when empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas outside parentheses: "D(1,2), N(1,2)/(3,4)" is two items."""
+    items, depth, current = [], 0, ""
+    for char in _str(text):
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        items.append(current.strip())
+    return items
+
+
+def _str(value: Any) -> str:
+    """A text field's value, stripped ("" when cleared)."""
+    return str(value if value is not None else "").strip()
+
+
+def _text(values: Any) -> str:
+    return ", ".join(str(v) for v in values) if isinstance(values, list) else str(values or "")
+
+
+class SpecForm:
+    """Form state for one spec; :meth:`to_dict` gives the spec dict the API takes.
+
+    Fields the form does not show (fixed flags, constraints, other SLO bounds, timeouts) are
+    kept from the spec it was loaded from, so nothing is lost between form and YAML.
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.base: dict[str, Any] = {}
+        self.f: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.load(data)
+
+    def load(self, data: dict[str, Any]) -> None:
+        """Fill the form from a spec dict (need not be valid)."""
+        self.base = copy.deepcopy(data)
+        model = data.get("model") or {}
+        backend = data.get("backend") or {}
+        workload = data.get("workload") or {}
+        obj = data.get("objective") or {}
+        slo = obj.get("slo") or {}
+        search = data.get("search") or {}
+        self.f.clear()
+        self.f.update({
+            "name": data.get("name", ""), "description": data.get("description", ""),
+            "model_name": model.get("name", ""), "model_tokenizer": model.get("tokenizer") or "",
+            "backend_kind": backend.get("kind", "twin"), "backend_gpu": backend.get("gpu", "H100"),
+            "backend_gpus": backend.get("gpus", 1),
+            "backend_time_scale": backend.get("time_scale", 1.0),
+            "ome_namespace": backend.get("namespace", "autotuner"),
+            "ome_base_model": backend.get("base_model", ""),
+            "ome_runtime": backend.get("runtime", ""),
+            "scenarios": _text(workload.get("scenarios", ["D(1024,256)"])),
+            "concurrency": _text(workload.get("concurrency", [8, 32, 64])),
+            "max_requests": workload.get("max_requests_per_level", 200),
+            "max_seconds": workload.get("max_seconds_per_level", 60),
+            "metric": obj.get("metric", "goodput"),
+            "throughput": obj.get("throughput", "output"),
+            "per_gpu": bool(obj.get("per_gpu", False)),
+            "direction": obj.get("direction") or "auto",
+            "algorithm": search.get("algorithm", "bayes"),
+            "max_trials": search.get("max_trials"), "seed": search.get("seed", 0),
+            "max_concurrent": search.get("max_concurrent"),
+        })
+        for key in _SLO_FIELDS:
+            self.f[f"slo_{key}"] = slo.get(key, 0.01 if key == "error_rate" else None)
+        self.rows[:] = [self._row(name, spec) for name, spec in (data.get("space") or {}).items()]
+
+    @staticmethod
+    def _row(name: str, spec: Any) -> dict[str, Any]:
+        if isinstance(spec, dict):
+            return {"name": name, "kind": "range", "values": "", "low": spec.get("low"),
+                    "high": spec.get("high"), "log": bool(spec.get("log", False)),
+                    "int": spec.get("type") == "int" or (
+                        isinstance(spec.get("low"), int) and isinstance(spec.get("high"), int)
+                        and spec.get("type") != "float"),
+                    "step": spec.get("step")}
+        return {"name": name, "kind": "values", "values": _text(spec), "low": None,
+                "high": None, "log": False, "int": False, "step": None}
+
+    def add_row(self) -> None:
+        """Add an empty search-space row."""
+        self.rows.append({"name": "", "kind": "values", "values": "", "low": None,
+                          "high": None, "log": False, "int": False, "step": None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec dict the form describes (validate it with ``spec_from_dict``)."""
+        f, base = self.f, copy.deepcopy(self.base)
+        data: dict[str, Any] = {k: v for k, v in base.items()}
+        data["name"] = _str(f["name"])
+        if f["description"] or "description" in base:
+            data["description"] = f["description"] or ""
+        model = dict(base.get("model") or {})
+        model["name"] = _str(f["model_name"])
+        model["tokenizer"] = _str(f["model_tokenizer"]) or None
+        if model["tokenizer"] is None and "tokenizer" not in (base.get("model") or {}):
+            del model["tokenizer"]
+        data["model"] = model
+        data["backend"] = self._backend(base.get("backend") or {})
+        space: dict[str, Any] = {}
+        for row in self.rows:
+            name = _str(row["name"])
+            if not name:
+                continue
+            if row["kind"] == "range":
+                rng: dict[str, Any] = {"low": _number(row["low"]), "high": _number(row["high"])}
+                if row["log"]:
+                    rng["log"] = True
+                rng["type"] = "int" if row["int"] else "float"
+                if _number(row.get("step")) is not None:
+                    rng["step"] = _number(row["step"])
+                space[name] = rng
+            else:
+                space[name] = [_scalar(v) for v in _split(row["values"])]
+        data["space"] = space
+        workload = dict(base.get("workload") or {})
+        workload["scenarios"] = _split(f["scenarios"])
+        workload["concurrency"] = [_scalar(v) for v in _split(f["concurrency"])]
+        workload["max_requests_per_level"] = _number(f["max_requests"])
+        workload["max_seconds_per_level"] = _number(f["max_seconds"])
+        data["workload"] = {k: v for k, v in workload.items() if v is not None}
+        obj = dict(base.get("objective") or {})
+        obj.update(metric=f["metric"], throughput=f["throughput"], per_gpu=bool(f["per_gpu"]))
+        if f["direction"] in ("max", "min"):
+            obj["direction"] = f["direction"]
+        else:
+            obj.pop("direction", None)
+        slo = dict(obj.get("slo") or {})
+        for key in _SLO_FIELDS:
+            value = _number(f[f"slo_{key}"])
+            if value is None:
+                slo.pop(key, None)
+            else:
+                slo[key] = value
+        obj["slo"] = slo
+        data["objective"] = obj
+        search = dict(base.get("search") or {})
+        search["algorithm"] = f["algorithm"]
+        for key in ("max_trials", "seed", "max_concurrent"):
+            value = _number(f[key])
+            if value is None:
+                search.pop(key, None) if key != "seed" else search.update(seed=None)
+            else:
+                search[key] = value
+        data["search"] = search
+        return data
+
+    def _backend(self, base: dict[str, Any]) -> dict[str, Any]:
+        f = self.f
+        kind = f["backend_kind"]
+        out = dict(base) if base.get("kind", "twin") == kind else {}
+        out["kind"] = kind
+        gpus = _number(f["backend_gpus"])
+        if kind in ("twin", "estimate"):
+            out["gpu"] = f["backend_gpu"]
+        if kind == "twin":
+            out["time_scale"] = _number(f["backend_time_scale"]) or 1.0
+        if kind == "ome":
+            out.update(namespace=_str(f["ome_namespace"]), base_model=_str(f["ome_base_model"]),
+                       runtime=_str(f["ome_runtime"]))
+        if gpus is not None or kind != "ome":
+            out["gpus"] = gpus
+        else:
+            out.pop("gpus", None)
+        return out
+
+    def validate(self) -> tuple[StudySpec | None, list[tuple[str, str]]]:
+        """The spec, or the ``(path, reason)`` errors that stop it."""
+        try:
+            return spec_from_dict(self.to_dict(), source="the form"), []
+        except SpecError as e:
+            return None, e.errors or [("spec", str(e))]
+
+
+class _NewStudyPage:
+    """Form and YAML tabs over one :class:`SpecForm`."""
+
+    def __init__(self, text: str) -> None:
+        data = yaml.safe_load(text) if text.strip() else {}
+        self.form = SpecForm(data if isinstance(data, dict) else {})
+        self.yaml_text = text
+        self.yaml_dirty = False
+        self.form_dirty = False
+        self.inputs: dict[str, Any] = {}
+        self.row_inputs: list[Any] = []
+        self.rendered_kinds: list[str] = []
+        self.ready = False  # handlers fire while the page is built: ignore those
+
+    def build(self) -> None:
+        header("New study")
+        with ui.column().classes("w-full px-6 gap-2 max-w-5xl"):
+            ui.label("New study").classes("text-2xl font-semibold")
+            with ui.tabs(on_change=self.switched).props("align=left").classes("w-full") as tabs:
+                self.form_tab = ui.tab("Form", icon="tune").mark("form-tab")
+                self.yaml_tab = ui.tab("Edit as YAML", icon="code").mark("yaml-tab")
+            with ui.tab_panels(tabs, value=self.form_tab).classes("w-full"):
+                with ui.tab_panel(self.form_tab):
+                    self._build_form()
+                with ui.tab_panel(self.yaml_tab):
+                    self._build_yaml()
+            self.summary = ui.column().classes("w-full gap-0").mark("errors")
+            with ui.row().classes("gap-2"):
+                ui.button("Submit study", icon="rocket_launch", on_click=self.submit) \
+                    .mark("submit")
+                ui.button("Check", icon="rule", on_click=self.check).props("outline") \
+                    .mark("check")
+        self.tabs = tabs
+        self.ready = True
+        self.check(quiet=True)
+
+    # the form ------------------------------------------------------------------------------
+
+    def _field(self, element: Any, path: str) -> Any:
+        # the spec is checked as a whole on each change; NiceGUI's own per-field check would
+        # clear the error again right after
+        self.inputs[path] = element.without_auto_validation() \
+            if hasattr(element, "without_auto_validation") else element
+        return element
+
+    def _build_form(self) -> None:
+        f = self.form.f
+        changed = self.changed
+        with ui.card().classes("w-full"):
+            ui.label("Study and model").classes("font-semibold")
+            with ui.row().classes("w-full"):
+                self._field(ui.input("Name", on_change=changed).bind_value(f, "name")
+                            .props("for=study-name hint='lower-case letters, digits, dashes'")
+                            .mark("name"), "name")
+                self._field(ui.input("Model", on_change=changed).bind_value(f, "model_name")
+                            .classes("w-72").mark("model"), "model.name")
+                self._field(ui.input("Tokenizer (optional)", on_change=changed)
+                            .bind_value(f, "model_tokenizer").classes("w-72"), "model.tokenizer")
+            ui.input("Description", on_change=changed).bind_value(f, "description") \
+                .classes("w-full")
+        with ui.card().classes("w-full"):
+            ui.label("Backend").classes("font-semibold")
+            with ui.row().classes("w-full items-start"):
+                self._field(ui.select(["twin", "estimate", "local", "ome"], label="Kind",
+                                      on_change=self.kind_changed)
+                            .bind_value(f, "backend_kind").classes("w-32").mark("kind"),
+                            "backend.kind")
+                self._field(ui.number("GPUs", min=1, precision=0, on_change=changed)
+                            .bind_value(f, "backend_gpus").classes("w-24").mark("gpus"),
+                            "backend.gpus")
+                self.sim = ui.row()
+                with self.sim:
+                    self._field(ui.select(list(GPU_TYPES), label="Simulated GPU",
+                                          on_change=changed)
+                                .bind_value(f, "backend_gpu").classes("w-32"), "backend.gpu")
+                    self.time_scale = self._field(
+                        ui.number("Time scale", min=1, max=50, on_change=changed)
+                        .bind_value(f, "backend_time_scale").classes("w-28"),
+                        "backend.time_scale")
+                self.ome = ui.row()
+                with self.ome:
+                    self._field(ui.input("Namespace", on_change=changed)
+                                .bind_value(f, "ome_namespace"), "backend.namespace")
+                    self._field(ui.input("Base model", on_change=changed)
+                                .bind_value(f, "ome_base_model"), "backend.base_model")
+                    self._field(ui.input("Runtime", on_change=changed)
+                                .bind_value(f, "ome_runtime"), "backend.runtime")
+            self._show_backend()
+        with ui.card().classes("w-full"):
+            with ui.row().classes("w-full items-center justify-between"):
+                ui.label("Search space (SGLang flags, dashes as underscores)") \
+                    .classes("font-semibold")
+                ui.button("Add flag", icon="add", on_click=self.add_row).props("flat") \
+                    .mark("add-flag")
+            self.space_rows()
+        with ui.card().classes("w-full"):
+            ui.label("Workload").classes("font-semibold")
+            with ui.row().classes("w-full"):
+                self._field(ui.input("Scenarios", on_change=changed).bind_value(f, "scenarios")
+                            .classes("w-64")
+                            .props("hint='e.g. D(1024,256), N(480,240)/(300,150)'"),
+                            "workload.scenarios")
+                self._field(ui.input("Concurrency ladder", on_change=changed)
+                            .bind_value(f, "concurrency").classes("w-48")
+                            .props("hint='ascending, e.g. 8, 32, 64'").mark("concurrency"),
+                            "workload.concurrency")
+                self._field(ui.number("Requests per level", min=1, precision=0,
+                                      on_change=changed).bind_value(f, "max_requests"),
+                            "workload.max_requests_per_level")
+                self._field(ui.number("Seconds per level", min=1, precision=0,
+                                      on_change=changed).bind_value(f, "max_seconds"),
+                            "workload.max_seconds_per_level")
+        with ui.card().classes("w-full"):
+            ui.label("SLO and objective").classes("font-semibold")
+            with ui.row().classes("w-full"):
+                for key, label in _SLO_FIELDS.items():
+                    self._field(ui.number(label, min=0, on_change=changed)
+                                .bind_value(f, f"slo_{key}").classes("w-36").mark(f"slo-{key}"),
+                                f"objective.slo.{key}")
+            with ui.row().classes("w-full items-center"):
+                self._field(ui.select(["goodput", *objective.METRICS], label="Metric",
+                                      on_change=changed).bind_value(f, "metric")
+                            .classes("w-48"), "objective.metric")
+                self._field(ui.select(["output", "total", "requests"], label="Goodput counts",
+                                      on_change=changed).bind_value(f, "throughput")
+                            .classes("w-36"), "objective.throughput")
+                self._field(ui.select(["auto", "max", "min"], label="Direction",
+                                      on_change=changed).bind_value(f, "direction")
+                            .classes("w-28"), "objective.direction")
+                ui.switch("Per GPU", on_change=changed).bind_value(f, "per_gpu")
+        with ui.card().classes("w-full"):
+            ui.label("Search").classes("font-semibold")
+            with ui.row().classes("w-full"):
+                self._field(ui.select(["grid", "random", "bayes"], label="Algorithm",
+                                      on_change=changed).bind_value(f, "algorithm")
+                            .classes("w-32").mark("algorithm"), "search.algorithm")
+                self._field(ui.number("Max trials (empty: default)", min=1, precision=0,
+                                      on_change=changed).bind_value(f, "max_trials")
+                            .classes("w-48").props("for=max-trials").mark("max-trials"),
+                            "search.max_trials")
+                self._field(ui.number("Seed", precision=0, on_change=changed)
+                            .bind_value(f, "seed").classes("w-24"), "search.seed")
+                self._field(ui.number("Trials at once (empty: GPUs allow)", min=1, precision=0,
+                                      on_change=changed).bind_value(f, "max_concurrent")
+                            .classes("w-56"), "search.max_concurrent")
+            ui.label("Fixed flags, constraints and other SLO bounds: edit as YAML.") \
+                .classes("text-sm text-gray-600")
+
+    @ui.refreshable_method
+    def space_rows(self) -> None:
+        """One row per searched flag: a list of values or a numeric range."""
+        changed = self.changed
+        self.row_inputs.clear()
+        self.rendered_kinds = [row["kind"] for row in self.form.rows]
+        building, self.ready = self.ready, False  # bindings fire handlers while rows are built
+        for index, row in enumerate(self.form.rows):
+            with ui.row().classes("w-full items-center gap-2").mark(f"flag-{index}"):
+                name = ui.input("Flag", on_change=changed).bind_value(row, "name") \
+                    .classes("w-56").mark("flag-name").without_auto_validation()
+                self.row_inputs.append(name)
+                ui.toggle(["values", "range"], on_change=lambda _: self.kind_row()) \
+                    .bind_value(row, "kind").props("dense")
+                if row["kind"] == "values":
+                    ui.input("Values (comma separated)", on_change=changed) \
+                        .bind_value(row, "values").classes("w-72").mark("flag-values")
+                else:
+                    ui.number("Low", on_change=changed).bind_value(row, "low").classes("w-24")
+                    ui.number("High", on_change=changed).bind_value(row, "high") \
+                        .classes("w-24")
+                    ui.number("Step", on_change=changed).bind_value(row, "step") \
+                        .classes("w-20")
+                    ui.checkbox("log", on_change=changed).bind_value(row, "log")
+                    ui.checkbox("integer", on_change=changed).bind_value(row, "int")
+                ui.button(icon="delete", on_click=lambda i=index: self.remove_row(i)) \
+                    .props("flat round dense")
+        self.ready = building
+
+    def add_row(self) -> None:
+        self.form.add_row()
+        self.space_rows.refresh()
+
+    def remove_row(self, index: int) -> None:
+        del self.form.rows[index]
+        self.space_rows.refresh()
+        self.changed()
+
+    def kind_row(self) -> None:
+        if not self.ready or [r["kind"] for r in self.form.rows] == self.rendered_kinds:
+            return
+        self.space_rows.refresh()
+        self.changed()
+
+    def kind_changed(self) -> None:
+        if not self.ready:
+            return
+        self._show_backend()
+        self.changed()
+
+    def _show_backend(self) -> None:
+        kind = self.form.f["backend_kind"]
+        self.sim.set_visibility(kind in ("twin", "estimate"))
+        self.time_scale.set_visibility(kind == "twin")
+        self.ome.set_visibility(kind == "ome")
+
+    def changed(self, *_: Any) -> None:
+        if not self.ready:
+            return
+        self.form_dirty = True
+        self.check(quiet=True)
+
+    # YAML ----------------------------------------------------------------------------------
+
+    def _build_yaml(self) -> None:
+        ui.label("The spec as the API takes it (POST /api/studies).").classes("text-sm")
+        self.editor = ui.textarea(value=self.yaml_text, on_change=self.yaml_changed) \
+            .props("outlined autogrow input-style='font-family: monospace; font-size: 13px'") \
+            .classes("w-full").mark("yaml")
+
+    def yaml_changed(self) -> None:
+        self.yaml_dirty = True
+
+    def switched(self, event: Any) -> None:
+        """Carry edits over between the tabs."""
+        to_yaml = event.value in (self.yaml_tab, "Edit as YAML")
+        if to_yaml and self.form_dirty:
+            self.editor.value = yaml.safe_dump(self.form.to_dict(), sort_keys=False)
+            self.form_dirty = self.yaml_dirty = False
+        elif not to_yaml and self.yaml_dirty:
+            data = self._yaml_data()
+            if data is not None:
+                self.form.load(data)
+                self.space_rows.refresh()
+                self._show_backend()
+                self.yaml_dirty = self.form_dirty = False
+        self.check(quiet=True)
+
+    def _yaml_data(self) -> dict[str, Any] | None:
+        try:
+            data = yaml.safe_load(self.editor.value or "")
+        except yaml.YAMLError as e:
+            self._show_errors([("yaml", f"not valid YAML: {e}")])
+            return None
+        if not isinstance(data, dict):
+            self._show_errors([("yaml", "a spec must be a mapping of fields")])
+            return None
+        return data
+
+    # checking and submitting ---------------------------------------------------------------
+
+    def _current(self) -> tuple[StudySpec | None, list[tuple[str, str]]]:
+        if self.tabs.value in (self.yaml_tab, "Edit as YAML"):
+            data = self._yaml_data()
+            if data is None:
+                return None, [("yaml", "not a valid YAML mapping")]
+            try:
+                return spec_from_dict(data, source="the YAML"), []
+            except SpecError as e:
+                return None, e.errors or [("spec", str(e))]
+        return self.form.validate()
+
+    def check(self, quiet: bool = False) -> StudySpec | None:
+        """Validate, mark each bad field inline and list every error under the form."""
+        if not self.ready:
+            return None
+        spec, errors = self._current()
+        self._show_errors(errors)
+        if not quiet:
+            if spec is not None:
+                ui.notify("The spec is valid.", type="positive")
+            else:
+                ui.notify(f"{len(errors)} problem(s); see below the form.", type="warning")
+        return spec
+
+    def _show_errors(self, errors: list[tuple[str, str]]) -> None:
+        for element in [*self.inputs.values(), *self.row_inputs]:
+            element.error = None
+        for path, reason in errors:
+            element = self._input_for(path)
+            if element is not None:
+                element.error = reason if element.error is None else f"{element.error}; {reason}"
+        self.summary.clear()
+        with self.summary:
+            for path, reason in errors:
+                ui.label(f"{path}: {reason}").classes("text-red-8 text-sm").mark("error")
+
+    def _input_for(self, path: str) -> Any:
+        parts = path.split(".")
+        if parts[0] == "space" and len(parts) > 1:
+            for row, element in zip(self.form.rows, self.row_inputs, strict=False):
+                if _str(row["name"]) == parts[1]:
+                    return element
+        while parts:
+            element = self.inputs.get(".".join(parts))
+            if element is not None:
+                return element
+            parts.pop()
+        return None
+
+    def submit(self) -> None:
+        spec = self.check(quiet=True)
+        if spec is None:
+            ui.notify("Fix the problems listed below the form first.", type="warning")
+            return
+        try:
+            record = service().manager.submit(spec)
+        except TunerError as e:
+            ui.notify(str(e), type="negative", multi_line=True)
+            return
+        ui.navigate.to(f"/study/{record.study_id}")
+
+
+def new_study_page(request: Request) -> RedirectResponse | None:
+    """A form for a new study, prefilled with the quickstart, and its YAML view."""
+    if (redirect := guard(request)) is not None:
+        return redirect
+    _NewStudyPage(quickstart_text()).build()
+    return None

@@ -1,0 +1,431 @@
+"""The studies page, a study's live page and the login page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import app, ui
+
+from api import Service, StudyView, study_spec, trials_csv
+from tuner import objective
+from tuner.bench.metrics import LevelMetrics
+from tuner.exceptions import StudyNotFoundError, TunerError
+from tuner.spec import StudySpec
+from tuner.store import StudyRecord, StudyState, TrialRecord
+from ui._chart import chart_options, latency_choices
+from ui._shell import STATE_COLORS, chip_slot, guard, header, service, state_chip, when
+
+__all__ = ["login_page", "studies_page", "study_page"]
+
+
+# --- login -------------------------------------------------------------------------------------
+
+def login_page(request: Request, next: str = "/") -> RedirectResponse | None:  # noqa: A002
+    """Ask for the service's token and keep it in the session."""
+    safe = next.startswith("/") and not next.startswith("//") and "\\" not in next
+    target = next if safe else "/"  # only a path of this app: never another site
+    svc = service()
+    if not svc.token:
+        return RedirectResponse(request.scope.get("root_path", "") + target)
+    ui.page_title("Log in · OME Autotuner")
+
+    def submit() -> None:
+        if svc.check_token(token.value):
+            app.storage.user["token"] = token.value
+            ui.navigate.to(target)
+        else:
+            token.error = "wrong token"
+
+    with ui.card().classes("absolute-center w-96"):
+        ui.label("OME Autotuner").classes("text-xl font-bold")
+        ui.label("This service needs the token it was started with (AUTOTUNER_TOKEN).") \
+            .classes("text-sm text-gray-600")
+        token = ui.input("Token", password=True, password_toggle_button=True) \
+            .classes("w-full").on("keydown.enter", submit).mark("token")
+        ui.button("Log in", on_click=submit).mark("login")
+    return None
+
+
+# --- studies -----------------------------------------------------------------------------------
+
+_STUDY_COLUMNS: list[dict[str, Any]] = [
+    {"name": "name", "label": "Study", "field": "study_id", "align": "left", "sortable": True},
+    {"name": "state", "label": "Status", "field": "state", "align": "left", "sortable": True},
+    {"name": "progress", "label": "Progress", "field": "progress", "align": "left"},
+    {"name": "trials", "label": "Trials", "field": "trials", "align": "right"},
+    {"name": "best", "label": "Best score", "field": "best", "align": "right"},
+    {"name": "backend", "label": "Backend", "field": "backend", "align": "left"},
+    {"name": "created", "label": "Created", "field": "created", "align": "left",
+     "sortable": True},
+]
+
+
+def _study_row(view: StudyView) -> dict[str, Any]:
+    backend = view.spec.get("backend") or {}
+    gpus = backend.get("gpus")
+    return {
+        "study_id": view.study_id, "state": view.status,
+        "progress": round(view.progress, 3),
+        "trials": f"{view.n_finished} / {view.max_trials}",
+        "best": _fmt(view.best.score) if view.best else "",
+        "backend": f"{backend.get('kind', 'twin')}" + (f" · {gpus} GPUs" if gpus else ""),
+        "created": when(view.created_at),
+    }
+
+
+def studies_page(request: Request) -> RedirectResponse | None:
+    """Every study with its status and progress; a row opens the study."""
+    if (redirect := guard(request)) is not None:
+        return redirect
+    svc = service()
+    header("Studies")
+    with ui.column().classes("w-full px-6 gap-2"):
+        with ui.row().classes("w-full items-center justify-between"):
+            ui.label("Studies").classes("text-2xl font-semibold")
+            ui.button("New study", icon="add", on_click=lambda: ui.navigate.to("/new")) \
+                .mark("new-study")
+        rows = [_study_row(svc.view(r)) for r in svc.manager.store.list_studies()]
+        table = ui.table(columns=_STUDY_COLUMNS, rows=rows, row_key="study_id") \
+            .classes("w-full cursor-pointer").props("flat bordered").mark("studies")
+        table.props('no-data-label="No studies yet: create one with New study."')
+        chip_slot(table)
+        table.add_slot("body-cell-progress", """
+            <q-td :props="props" style="min-width: 160px">
+              <q-linear-progress :value="props.value" size="12px" rounded color="primary" />
+            </q-td>""")
+        table.on("rowClick", lambda e: ui.navigate.to(f"/study/{e.args[1]['study_id']}"))
+
+    def refresh() -> None:
+        fresh = [_study_row(svc.view(r)) for r in svc.manager.store.list_studies()]
+        if fresh != [dict(r) for r in table.rows]:
+            table.rows[:] = fresh
+
+    ui.timer(2.0, refresh)
+    return None
+
+
+# --- one study ---------------------------------------------------------------------------------
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+class _StudyPage:
+    """A study's page: built from the store once, then patched from the study's events."""
+
+    def __init__(self, svc: Service, record: StudyRecord, spec: StudySpec) -> None:
+        self.svc = svc
+        self.store = svc.manager.store
+        self.record = record
+        self.spec = spec
+        self.seq = 0
+        self.trials: dict[str, TrialRecord] = {}
+        self.params = list(spec.space)
+        self.levels = [(_squeeze(s), c) for s in spec.workload.scenarios
+                       for c in spec.workload.concurrency]
+        self.y_metric = latency_choices(spec)[0]
+        self.launch_cache: dict[tuple[str, str], str] = {}
+
+    # building ------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        events = self.store.events(self.record.study_id, after=0, limit=1_000_000)
+        self.seq = events[-1].seq if events else 0
+        self.trials = {t.trial_id: t for t in self.store.list_trials(self.record.study_id)}
+        header(self.record.name)
+        ui.add_css(".launch pre { white-space: pre-wrap; word-break: break-all; }")
+        with ui.column().classes("w-full px-6 gap-3"):
+            self._build_title()
+            self._build_progress()
+            with ui.row().classes("w-full gap-4 items-stretch no-wrap"):
+                with ui.card().classes("grow min-w-0"):
+                    self._build_chart()
+                with ui.card().classes("w-[34rem] shrink-0").mark("best-card"):
+                    self.best_card()
+            self._build_trials()
+            with ui.expansion("Spec", icon="description").classes("w-full"):
+                ui.code(yaml.safe_dump(self.record.spec, sort_keys=False), language="yaml") \
+                    .classes("w-full")
+        ui.timer(0.5, self.poll)
+
+    def _build_title(self) -> None:
+        record = self.record
+        with ui.row().classes("w-full items-center justify-between"):
+            with ui.row().classes("items-center gap-3"):
+                ui.label(record.study_id).classes("text-2xl font-semibold").mark("study-id")
+                self.chip = state_chip(record.state.value)
+            with ui.row().classes("items-center gap-2"):
+                self.stop_button = ui.button("Stop", icon="stop", color="red",
+                                             on_click=self.stop).mark("stop")
+                self.resume_button = ui.button("Resume", icon="play_arrow",
+                                               on_click=self.resume).mark("resume")
+                ui.button("Trials CSV", icon="download", on_click=self.download_csv) \
+                    .props("outline").mark("csv")
+                self.delete_button = ui.button("Delete", icon="delete", color="grey-8",
+                                               on_click=self.delete).props("outline") \
+                    .mark("delete")
+        self.message = ui.label("").classes("text-red-8").mark("message")
+        self._sync_title()
+
+    def _build_progress(self) -> None:
+        with ui.row().classes("w-full items-center gap-4"):
+            self.progress = ui.linear_progress(0, show_value=False, size="14px") \
+                .props("rounded").classes("grow").mark("progress")
+            self.progress_label = ui.label("").classes("text-sm").mark("progress-label")
+        with ui.row().classes("items-center gap-2 text-sm text-gray-700"):
+            self.dashboard = ui.row().classes("items-center gap-2")
+        self._sync_progress()
+        self._sync_dashboard()
+
+    def _build_chart(self) -> None:
+        with ui.row().classes("w-full items-center justify-between"):
+            ui.label("Throughput vs latency, per measured level").classes("font-semibold")
+            ui.select(latency_choices(self.spec), value=self.y_metric,
+                      on_change=lambda e: self._set_y(e.value)).props("dense outlined") \
+                .classes("w-40").mark("y-metric")
+        self.chart = ui.echart(self._chart_options()).classes("w-full h-96").mark("chart")
+
+    def _build_trials(self) -> None:
+        columns: list[dict[str, Any]] = [
+            {"name": "number", "label": "#", "field": "number", "sortable": True},
+            {"name": "state", "label": "Status", "field": "state", "align": "left"},
+        ]
+        columns += [{"name": f"p{i}", "label": name, "field": f"p{i}", "align": "right"}
+                    for i, name in enumerate(self.params)]
+        score = self.spec.objective.metric + (" / GPU" if self.spec.objective.per_gpu else "")
+        columns += [
+            {"name": "gpus", "label": "GPUs", "field": "gpus", "align": "right"},
+            {"name": "score", "label": score, "field": "score", "align": "right",
+             "sortable": True},
+            {"name": "reason", "label": "Reason", "field": "reason", "align": "left"},
+        ]
+        several = len(self.spec.workload.scenarios) > 1
+        columns += [{"name": f"l{i}", "field": f"l{i}", "align": "right",
+                     "label": (f"{s} " if several else "") + f"c={c} TTFT/TPOT p99 ms"}
+                    for i, (s, c) in enumerate(self.levels)]
+        rows = [self._trial_row(t) for t in sorted(self.trials.values(), key=lambda t: t.number)]
+        ui.label("Trials").classes("text-lg font-semibold")
+        self.table = ui.table(columns=columns, rows=rows, row_key="id") \
+            .classes("w-full").props("flat bordered dense").mark("trials")
+        self.table.props('no-data-label="No trials yet."')
+        chip_slot(self.table)
+
+    def _trial_row(self, trial: TrialRecord) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": trial.trial_id, "number": trial.number,
+                               "state": trial.state.value, "gpus": trial.gpus,
+                               "score": _fmt(trial.score),
+                               "reason": trial.reason or ""}
+        for i, name in enumerate(self.params):
+            row[f"p{i}"] = _fmt(trial.params.get(name))
+        for level in trial.levels:
+            try:
+                metrics = LevelMetrics.model_validate(level)
+                i = self.levels.index((_squeeze(metrics.scenario), metrics.concurrency))
+            except ValueError:
+                continue
+            mark = "✓" if objective.meets_slo(metrics, self.spec.objective) else "✗"
+            row[f"l{i}"] = f"{metrics.ttft_p99_ms:.0f} / {metrics.tpot_p99_ms:.1f} {mark}"
+        return row
+
+    @ui.refreshable_method
+    def best_card(self) -> None:
+        """The best configuration so far with its exact launch command or manifest."""
+        ui.label("Best configuration").classes("text-lg font-semibold")
+        trial = self.trials.get(self.record.best_trial_id or "")
+        if trial is None:
+            ui.label("No trial has met the SLO yet.").classes("text-gray-600")
+            return
+        score = self.spec.objective.metric + (" per GPU" if self.spec.objective.per_gpu else "")
+        ui.label(f"Trial {trial.number}: {score} {_fmt(trial.score)}").mark("best-score")
+        with ui.row().classes("gap-1"):
+            for name, value in trial.params.items():
+                ui.badge(f"{name}={_fmt(value)}", color="blue-grey-6").props("outline")
+        text = self._launch_text(trial)
+        kind = str((self.record.spec.get("backend") or {}).get("kind", "twin"))
+        what = "InferenceService YAML" if kind == "ome" else "Launch command"
+        ui.label(what).classes("text-sm text-gray-700")
+        ui.code(text, language="yaml" if kind == "ome" else "bash") \
+            .classes("w-full text-xs launch").mark("launch")
+        ui.button(f"Download {'YAML' if kind == 'ome' else 'command'}", icon="download",
+                  on_click=self.download_best).props("outline").mark("download-best")
+
+    def _launch_text(self, trial: TrialRecord) -> str:
+        key = (trial.trial_id, repr(sorted(trial.params.items())))
+        if key not in self.launch_cache:
+            try:
+                self.launch_cache[key] = self.svc.manager.driver.launch_text(self.spec,
+                                                                             trial.params)
+            except TunerError as e:
+                return f"# cannot render: {e}"
+        return self.launch_cache[key]
+
+    # live updates --------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Apply the study's new events: changed trial rows, chart, progress, best card."""
+        study_id = self.record.study_id
+        try:
+            events = self.store.events(study_id, after=self.seq, limit=500)
+            if not events:
+                return
+            self.seq = events[-1].seq
+            changed = list(dict.fromkeys(e.trial_id for e in events if e.trial_id))
+            for trial_id in changed:
+                trial = self.store.get_trial(study_id, trial_id)
+                if trial is not None:
+                    self._put_trial(trial)
+            record = self.store.get_study(study_id)
+        except StudyNotFoundError:
+            self.message.text = "This study was deleted."
+            return
+        best_changed = record.best_trial_id != self.record.best_trial_id or \
+            self.record.best_trial_id in changed
+        self.record = record
+        if any(e.kind == "level_measured" for e in events):
+            self.chart.options.update(self._chart_options())
+            self.chart.update()
+        self._sync_title()
+        self._sync_progress()
+        self._sync_dashboard()
+        if best_changed:
+            self.best_card.refresh()
+
+    def _put_trial(self, trial: TrialRecord) -> None:
+        self.trials[trial.trial_id] = trial
+        row = self._trial_row(trial)
+        for i, existing in enumerate(self.table.rows):
+            if existing["id"] == trial.trial_id:
+                self.table.rows[i] = row
+                return
+        self.table.rows.append(row)
+
+    def _sync_title(self) -> None:
+        state = self.svc.view(self.record).status
+        self.chip.text = state
+        self.chip.background_color = STATE_COLORS.get(state, "grey-7")
+        active = self.svc.manager.is_active(self.record.study_id)
+        running = self.record.state in (StudyState.QUEUED, StudyState.RUNNING)
+        self.stop_button.set_visibility(running)
+        self.resume_button.set_visibility(not active and self.record.state in (
+            StudyState.STOPPED, StudyState.FAILED))
+        self.delete_button.set_visibility(not active and self.record.state != StudyState.RUNNING)
+        self.message.text = self.record.message or ""
+        self.message.set_visibility(bool(self.record.message))
+
+    def _sync_progress(self) -> None:
+        view = self.svc.view(self.record)
+        running = sum(1 for t in self.trials.values() if t.state.value == "running")
+        self.progress.value = view.progress
+        self.progress_label.text = (f"{view.n_finished} of {view.max_trials} trials finished"
+                                    + (f" · {running} running" if running else ""))
+
+    def _sync_dashboard(self) -> None:
+        manager = self.svc.manager
+        state = (manager.dashboard_url, manager.ray_dashboard, manager.ray_error,
+                 manager.ray_started)
+        if getattr(self, "_dashboard_state", None) == state:
+            return
+        self._dashboard_state = state
+        self.dashboard.clear()
+        with self.dashboard:
+            ui.icon("hub")
+            if manager.dashboard_url:
+                ui.link("Ray dashboard", manager.dashboard_url, new_tab=True).mark("ray-link")
+            elif manager.ray_dashboard and (manager.ray_error or not _dashboard_installed()):
+                ui.label("Ray dashboard unavailable: it needs the ray[default] extra "
+                         "(pip install 'ome-autotuner[dashboard]').").mark("ray-note")
+            elif manager.ray_dashboard:
+                ui.label("Ray dashboard: starting with Ray…").mark("ray-note")
+            else:
+                ui.label("Ray dashboard off (start the service with "
+                         "`autotuner serve --ray-dashboard`).").mark("ray-note")
+
+    def _chart_options(self) -> dict[str, Any]:
+        trials = sorted(self.trials.values(), key=lambda t: t.number)
+        return chart_options(self.spec, trials, self.y_metric)
+
+    def _set_y(self, metric: str) -> None:
+        self.y_metric = metric
+        self.chart.options.clear()
+        self.chart.options.update(self._chart_options())
+        self.chart.update()
+
+    # actions -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        try:
+            self.svc.manager.stop(self.record.study_id)
+            ui.notify("Stopping: running trials end and their servers go.", type="info")
+        except TunerError as e:
+            ui.notify(str(e), type="negative")
+
+    def resume(self) -> None:
+        try:
+            self.record = self.svc.manager.resume(self.record.study_id)
+            self._sync_title()
+            ui.notify("Queued to resume.", type="info")
+        except TunerError as e:
+            ui.notify(str(e), type="negative")
+
+    def delete(self) -> None:
+        with ui.dialog() as dialog, ui.card():
+            ui.label(f"Delete study {self.record.study_id} with its trials and events?")
+            with ui.row():
+                ui.button("Delete", color="red", on_click=lambda: self._delete(dialog)) \
+                    .mark("confirm-delete")
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    def _delete(self, dialog: ui.dialog) -> None:
+        dialog.close()
+        try:
+            self.svc.manager.delete(self.record.study_id)
+            ui.navigate.to("/")
+        except TunerError as e:
+            ui.notify(str(e), type="negative")
+
+    def download_csv(self) -> None:
+        text = trials_csv(self.store.list_trials(self.record.study_id))
+        ui.download.content(text.encode(), f"{self.record.study_id}-trials.csv", "text/csv")
+
+    def download_best(self) -> None:
+        try:
+            best = self.svc.best(self.record.study_id)
+        except TunerError as e:
+            ui.notify(str(e), type="negative")
+            return
+        ui.download.content(best.text.encode(), best.filename, best.media_type)
+
+
+def _squeeze(scenario: str) -> str:
+    return scenario.replace(" ", "")
+
+
+def _dashboard_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp_cors") is not None
+
+
+def study_page(request: Request, study_id: str) -> RedirectResponse | None:
+    """A study, live: progress, trials, throughput-vs-latency chart and best configuration."""
+    if (redirect := guard(request)) is not None:
+        return redirect
+    svc = service()
+    try:
+        record = svc.manager.store.get_study(study_id)
+    except StudyNotFoundError:
+        header("Not found")
+        with ui.column().classes("px-6"):
+            ui.label(f"There is no study '{study_id}'.").classes("text-xl")
+            ui.link("All studies", "/")
+        return None
+    _StudyPage(svc, record, study_spec(record)).build()
+    return None
