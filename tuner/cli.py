@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 
 from tuner import objective
@@ -82,7 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="print the winning launch command / manifest")
     export.add_argument("study")
     export.add_argument("-o", "--output", type=Path, help="write to this file")
+    export.add_argument("--runtime", action="store_true",
+                        help="ome: also a ClusterServingRuntime with the winning flags baked in")
+    export.add_argument("--base-runtime", type=Path, default=None,
+                        help="ome: the study's runtime as a YAML file, instead of the cluster's")
     export.set_defaults(command=_export)
+
+    serve = commands.add_parser("serve", help="serve the REST API and the browser app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--gpus", type=int, default=8,
+                       help="GPU units of the local Ray pool that studies share")
+    serve.add_argument("--max-running", type=int, default=2,
+                       help="studies run at once; the others queue")
+    serve.add_argument("--ray-dashboard", action="store_true",
+                       help="start Ray with its dashboard (needs the dashboard extra)")
+    serve.set_defaults(command=_serve)
 
     render = commands.add_parser("render", help="print what a trial with given params runs")
     render.add_argument("spec", type=Path)
@@ -153,11 +169,27 @@ def _print_outcome(console: Console, result: StudyResult) -> None:
         f"[bold green]{best.score:.1f}[/]{' per GPU' if spec.objective.per_gpu else ''}"
     )
     console.print(f"launch: {result.best_launch}", soft_wrap=True, highlight=False)
+    _print_analysis(console, result)
+
+
+def _print_analysis(console: Console, result: StudyResult) -> None:
+    from tuner._progress import confirmation_table, pareto_table
+
+    verdict = result.confirmation
+    if verdict is not None:
+        console.print(confirmation_table(result.spec, verdict))
+        console.print(f"confirmation: {verdict.reason}")
+    if result.pareto:
+        console.print(pareto_table(result.spec, result.pareto))
+    if result.importance:
+        ranked = ", ".join(f"{name} {share:.0%}" for name, share in result.importance.items())
+        console.print(f"parameter importance: {ranked}", highlight=False)
 
 
 def _summary(result: StudyResult) -> dict[str, Any]:
     best = result.best
     spec = result.spec
+    verdict = result.confirmation
     return {
         "study": result.study.study_id,
         "state": result.study.state.value,
@@ -183,6 +215,14 @@ def _summary(result: StudyResult) -> dict[str, Any]:
             }
             for t in result.trials
         ],
+        "confirmations": [
+            {"id": t.trial_id, "number": t.number, "confirms": t.confirms,
+             "status": t.state.value, "reason": t.reason, "score": t.score}
+            for t in result.confirmations
+        ],
+        "confirmation": verdict.to_dict() if verdict is not None else None,
+        "pareto": result.pareto,
+        "importance": result.importance,
     }
 
 
@@ -194,8 +234,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _result(args: argparse.Namespace) -> StudyResult:
-    store = _store(args)
-    return StudyResult(study=store.get_study(args.study), trials=store.list_trials(args.study))
+    return StudyResult.load(_store(args), args.study)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -213,16 +252,35 @@ def _show(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     result = _result(args)
-    if result.best_launch is None:
+    best = result.best
+    if best is None:
         raise TunerError(
             f"study {args.study} has no winner to export (no trial met the SLO); "
             f"`autotuner show {args.study}` shows why"
         )
-    text = result.best_launch + "\n"
+    if result.spec.backend.kind == "ome":
+        from tuner.export import export_manifests
+
+        base = yaml.safe_load(args.base_runtime.read_text()) if args.base_runtime else None
+        text = export_manifests(result.spec, best.params, runtime=args.runtime,
+                                study_id=result.study.study_id, base_runtime=base)
+    elif args.runtime:
+        raise SpecError("--runtime exports a ClusterServingRuntime, which only the ome "
+                        "backend has; drop --runtime to get the launch command")
+    else:
+        text = result.best_launch + "\n"
     if args.output:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import api  # NiceGUI takes seconds to import: only for this command
+
+    api.serve(args.host, args.port, args.store or default_home() / "autotuner.db",
+              gpus=args.gpus, ray_dashboard=args.ray_dashboard, max_running=args.max_running)
     return 0
 
 

@@ -1,0 +1,90 @@
+"""Tests of ``python -m twin estimate``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from twin import _cli
+
+
+def test_estimate_json_from_the_command_line() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twin",
+            "estimate",
+            "--model-path",
+            "Llama-3.1-8B-Instruct",
+            "--gpu",
+            "A100-80G",
+            "--mem-frac",
+            "0.8",
+            "--scenario",
+            "D(1024,256)",
+            "--concurrency",
+            "8",
+            "--max-requests",
+            "32",
+            "--seed",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    metrics = json.loads(result.stdout)["aggregated_metrics"]
+    assert metrics["num_concurrency"] == 8 and metrics["num_requests"] == 32
+    assert metrics["stats"]["tpot"]["mean"] > 0
+
+
+def test_summary_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        _cli.main(
+            [
+                "estimate",
+                "--model-path",
+                "Qwen3-8B",
+                "--scenario",
+                "D(100,100)",
+                "--request-rate",
+                "2",
+                "--max-requests",
+                "10",
+            ]
+        )
+        == 0
+    )
+    assert "output throughput" in capsys.readouterr().out
+    assert (
+        _cli.main(
+            [
+                "estimate",
+                "--model-path",
+                "Llama-3.1-8B-Instruct",
+                "--mem-fraction-static",
+                "0.1",
+                "--scenario",
+                "D(1,1)",
+                "--num-prompts",
+                "1",
+            ]
+        )
+        == 1
+    )
+    assert "Not enough memory" in capsys.readouterr().err
+    for argv in (
+        ["--scenario", "D(1,1)"],  # no mode
+        ["--scenario", "D(1,1)", "--concurrency", "1", "--num-prompts", "1"],
+        ["--scenario", "Z(1)", "--concurrency", "1"],
+        ["--scenario", "D(1,1)", "--concurrency", "1", "--tp", "0"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            _cli.main(["estimate", "--model-path", "Llama-3.1-8B-Instruct", *argv])
+        assert exc.value.code == 2

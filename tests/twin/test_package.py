@@ -1,0 +1,29 @@
+"""Tests of the public surface of ``twin``."""
+
+from __future__ import annotations
+
+import pathlib
+
+import twin
+
+
+def test_public_names() -> None:
+    assert sorted(twin.__all__) == sorted(
+        ["BUNDLED_TOKENIZER", "CATALOG", "GPUS", "StartupError", "estimate", "resolve_server_args"]
+    )
+    assert isinstance(twin.BUNDLED_TOKENIZER, pathlib.Path)
+    assert (twin.BUNDLED_TOKENIZER / "tokenizer.json").is_file()
+    for name in (
+        "Llama-3.1-8B-Instruct",
+        "Llama-3.1-70B-Instruct",
+        "Llama-3.2-1B-Instruct",
+        "Qwen3-8B",
+        "Qwen2.5-7B-Instruct",
+        "Qwen2.5-14B-Instruct",
+        "Qwen2.5-32B-Instruct",
+        "Qwen2.5-72B-Instruct",
+    ):
+        assert name in twin.CATALOG
+    for gpu in ("H100", "H200", "A100-80G", "A100-40G", "L40S"):
+        assert gpu in twin.GPUS
+    assert issubclass(twin.StartupError, RuntimeError)

@@ -1,0 +1,65 @@
+"""Tests of twin._perf: roofline step times and the closed-form decode runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from twin import _args, _perf, _resolve
+
+
+def _model(**server_args: object) -> tuple[_resolve.EngineConfig, _perf.PerfModel]:
+    gpu = str(server_args.pop("gpu", "H100"))
+    args = _args.parse_mapping({"model_path": "Llama-3.1-8B-Instruct", **server_args}, gpu=gpu)
+    config = _resolve.resolve(args)
+    return config, _perf.PerfModel(config)
+
+
+def test_decode_is_weight_bound_at_batch_one() -> None:
+    config, perf = _model()
+    gpu, _ = perf.decode_coeffs(1)
+    streaming = config.weight_bytes / config.gpu.hbm_bytes_per_s
+    # Slower than the raw bandwidth floor (efficiency < 1), but within fixed costs of it.
+    assert streaming < gpu < streaming * 1.6
+    assert perf.decode_coeffs(8)[0] < gpu * 1.05  # a small batch costs about the same
+
+
+def test_h100_is_faster_than_a100() -> None:
+    assert _model()[1].decode_coeffs(1)[0] < _model(gpu="A100-80G")[1].decode_coeffs(1)[0]
+
+
+def test_eager_decode_costs_more() -> None:
+    graph = _model()[1].decode_coeffs(16)[0]
+    eager = _model(disable_cuda_graph=True)[1].decode_coeffs(16)[0]
+    assert eager > graph * 1.3
+    # Beyond --cuda-graph-max-bs the batch runs eagerly too.
+    perf = _model(cuda_graph_max_bs=8)[1]
+    assert perf.decode_coeffs(9)[0] - perf.decode_coeffs(8)[0] > 1e-3
+
+
+def test_prefill_grows_with_tokens_and_prefix() -> None:
+    _, perf = _model()
+    short = perf.prefill_time(1024, perf.attention(1024, 0), 1, 1, 0, 0)
+    long = perf.prefill_time(8192, perf.attention(8192, 0), 1, 1, 0, 0)
+    assert 4 < long / short < 9
+    assert perf.attention(1024, 4096) > 4 * perf.attention(1024, 0)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize(
+    ("gpu", "cpu", "context", "bs"),
+    [(5e-3, 1e-3, 1000, 8), (1e-3, 4e-3, 10, 64), (2e-3, 2.5e-3, 0, 16)],
+)
+def test_run_time_matches_step_by_step(
+    gpu: float, cpu: float, context: int, bs: int, overlap: bool
+) -> None:
+    kv = 1e-7
+    steps, total = 300, 0.0
+    for k in range(steps):
+        step_gpu = gpu + kv * (context + k * bs)
+        total += max(step_gpu, cpu) if overlap else step_gpu + cpu
+    assert _perf.run_time(gpu, cpu, kv, context, bs, steps, overlap) == pytest.approx(total)
+    for budget in (1e-4, total / 3, total / 2, total):
+        n = _perf.steps_until(gpu, cpu, kv, context, bs, budget, overlap)
+        assert _perf.run_time(gpu, cpu, kv, context, bs, n, overlap) >= budget - 1e-12
+        if n > 1:
+            assert _perf.run_time(gpu, cpu, kv, context, bs, n - 1, overlap) < budget

@@ -1,0 +1,271 @@
+"""Fast estimates: the scheduler model in virtual time, driven like genai-bench drives a server."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from twin import _args, _perf, _replica, _resolve, _stats, _workload
+from twin._facts import fact
+
+
+def request_error(config: _resolve.EngineConfig, input_len: int, max_new: int) -> str | None:
+    """The HTTP 400 message SGLang gives a request that cannot be served, if any.
+
+    Args:
+        config: Resolved configuration.
+        input_len: Prompt tokens.
+        max_new: ``max_tokens``.
+
+    Returns:
+        The message, or ``None`` when the request is valid.
+    """
+    if input_len >= config.context_len:
+        return (
+            f"The input ({input_len} tokens) is longer than the model's context length "
+            f"({config.context_len} tokens)."
+        )
+    if input_len + max_new >= config.context_len:
+        return (
+            f"Requested token count exceeds the model's maximum context length of "
+            f"{config.context_len} tokens. You requested a total of "
+            f"{input_len + max_new} tokens: {input_len} tokens from the input messages and "
+            f"{max_new} tokens for the completion. Please reduce the number of tokens in "
+            "the input messages or the completion to fit within the limit."
+        )
+    if input_len > config.max_req_input_len:
+        return (
+            f"Input length ({input_len} tokens) exceeds the maximum allowed length "
+            f"({config.max_req_input_len} tokens). Use a shorter input or enable "
+            "--allow-auto-truncate."
+        )
+    return None
+
+
+def simulate(
+    config: _resolve.EngineConfig,
+    *,
+    scenario: str,
+    concurrency: int | None,
+    request_rate: float | None,
+    num_prompts: int | None,
+    max_requests: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Runs a workload through the scheduler model in virtual time.
+
+    Args:
+        config: Resolved configuration.
+        scenario: genai-bench traffic scenario.
+        concurrency: Closed-loop clients (genai-bench's ``--num-concurrency``).
+        request_rate: Poisson arrivals per second.
+        num_prompts: Requests all sent at time 0 (``bench_serving --request-rate inf``).
+        max_requests: Requests to complete (concurrency) or to send (request rate).
+        seed: Seed of length sampling, arrivals and the ``random`` policy.
+
+    Returns:
+        ``{"aggregated_metrics": {...}, "scheduler": {...}}``: genai-bench's aggregated
+        metrics, and scheduler statistics of the run (retractions, peak running requests,
+        peak token usage, KV pool size, running-request cap).
+    """
+    rng = np.random.default_rng(seed)
+    if concurrency is not None:
+        total = max_requests if max_requests is not None else max(4 * concurrency, 64)
+        issue = total + concurrency
+        # genai-bench spawns its users at --spawn-rate = concurrency users per second.
+        sends = [i / concurrency for i in range(concurrency)]
+    elif request_rate is not None:
+        total = (
+            max_requests
+            if max_requests is not None
+            else max(64, min(10_000, math.ceil(60 * request_rate)))
+        )
+        issue = total
+        sends = np.cumsum(rng.exponential(1.0 / request_rate, total)).tolist()
+    else:
+        assert num_prompts is not None
+        total = issue = num_prompts
+        sends = [0.0] * total
+    inputs, outputs = _workload.sample_lengths(scenario, issue, rng)
+    in_list, out_list = inputs.tolist(), outputs.tolist()
+
+    perf = _perf.PerfModel(config)
+    replicas = [_replica.Replica(config, perf, None, seed + i) for i in range(config.dp)]
+    frontend = fact("frontend_s")
+    arrivals: list[tuple[float, int, _replica.Request]] = []
+    ids = itertools.count()
+    issued = 0
+    errors: dict[int, int] = {}
+    finished = 0
+    end_time = 0.0
+    ttft: list[float] = []
+    e2e: list[float] = []
+    done_in: list[int] = []
+    done_out: list[int] = []
+    closed = concurrency is not None
+
+    def send(at: float) -> None:
+        # A closed-loop client whose request is rejected sends its next one at once.
+        nonlocal issued, finished, end_time
+        while issued < issue and finished < total:
+            i = issued
+            issued += 1
+            if request_error(config, in_list[i], out_list[i]) is None:
+                req = _replica.Request(i, in_list[i], out_list[i], out_list[i], at + frontend)
+                heapq.heappush(arrivals, (req.arrival, next(ids), req))
+                return
+            errors[400] = errors.get(400, 0) + 1
+            finished += 1
+            end_time = max(end_time, at)
+            if not closed or finished >= total:
+                return
+
+    for at in sends:
+        send(at)
+    rr = 0
+    dp = len(replicas)
+    peak_running = 0
+    peak_usage = 0.0
+    while finished < total:
+        next_arrival = arrivals[0][0] if arrivals else math.inf
+        busy = (
+            [r for r in replicas if r.busy()]
+            if dp > 1
+            else (replicas if replicas[0].busy() else [])
+        )
+        if busy:
+            replica = min(busy, key=lambda r: r.clock) if dp > 1 else busy[0]
+            clock = replica.clock
+        else:
+            clock = math.inf
+        if next_arrival <= clock:
+            if next_arrival == math.inf:
+                break
+            _, _, req = heapq.heappop(arrivals)
+            target = replicas[rr]
+            rr = (rr + 1) % dp
+            if not target.busy():
+                target.clock = max(target.clock, req.arrival)
+            target.add(req)
+            continue
+        until = next_arrival
+        if dp > 1:
+            until = min([until] + [r.clock for r in busy if r is not replica])
+        step = replica.step(until)
+        if step.kind == _replica.IDLE:
+            raise RuntimeError("scheduler model stalled with queued requests")
+        peak_running = max(peak_running, len(replica.running))
+        peak_usage = max(peak_usage, replica.token_usage())
+        for req in step.finished:
+            sent = req.arrival - frontend
+            ttft.append(req.first_token - sent)
+            e2e.append(req.done_at - sent)
+            done_in.append(req.input_len)
+            done_out.append(req.output_len)
+            finished += 1
+            end_time = max(end_time, req.done_at)
+            if finished >= total:
+                break
+            if closed and issued < issue:
+                send(req.done_at)
+
+    if concurrency is not None:
+        level = concurrency
+    elif num_prompts is not None:
+        level = num_prompts
+    else:
+        level = 0
+    metrics = _stats.aggregate(
+        scenario=scenario,
+        concurrency=level,
+        duration=end_time,
+        ttft=np.asarray(ttft),
+        e2e=np.asarray(e2e),
+        num_input=np.asarray(done_in, dtype=float),
+        num_output=np.asarray(done_out, dtype=float),
+        error_codes=errors,
+    )
+    if request_rate is not None:
+        metrics["request_rate"] = request_rate
+    scheduler = {
+        "num_retractions": sum(r.retracted_total for r in replicas),
+        "peak_running_requests": peak_running,
+        "peak_token_usage": peak_usage,
+        "max_total_num_tokens": config.max_total_tokens,
+        "max_running_requests": config.max_running_requests,
+    }
+    return {"aggregated_metrics": metrics, "scheduler": scheduler}
+
+
+def estimate(
+    server_args: Mapping[str, object],
+    *,
+    gpu: str = "H100",
+    scenario: str,
+    concurrency: int | None = None,
+    request_rate: float | None = None,
+    num_prompts: int | None = None,
+    max_requests: int | None = None,
+    seed: int = 0,
+    num_gpus: int = 8,
+) -> dict[str, Any]:
+    """Estimates genai-bench's results for a server configuration, without a server.
+
+    Runs the twin's scheduler and performance model in virtual time (no sleeping), with the
+    same argument validation and start-up checks as ``python -m twin.launch_server``.
+
+    Args:
+        server_args: launch_server flag values keyed by dest name (``model_path``,
+            ``tp_size``, ``mem_fraction_static``, ...); ``model_path`` is required.
+        gpu: Simulated GPU (``twin.GPUS``).
+        scenario: genai-bench traffic scenario, e.g. ``"D(1024,256)"``.
+        concurrency: Closed-loop clients, started over one second like genai-bench's users,
+            each sending its next request when the previous one completes, until
+            ``max_requests`` complete (default ``max(4*C, 64)``); requests still in flight
+            then are dropped, as genai-bench does.
+        request_rate: Poisson arrivals per second of ``max_requests`` requests (default about
+            a minute of traffic, at least 64, at most 10,000).
+        num_prompts: Requests all sent at time 0 (offline throughput).
+        max_requests: See ``concurrency`` and ``request_rate``.
+        seed: Seed of the length sampling and arrivals.
+        num_gpus: GPUs on the simulated host.
+
+    Returns:
+        ``{"aggregated_metrics": {...}, "scheduler": {...}}``: the first is shaped like the
+        ``aggregated_metrics`` of a genai-bench result file (times in seconds); the second
+        holds scheduler statistics a real server would only show in its logs
+        (``num_retractions``, ``peak_running_requests``, ``peak_token_usage``,
+        ``max_total_num_tokens``, ``max_running_requests``).
+
+    Raises:
+        ValueError: A flag or argument is invalid (the message names it).
+        StartupError: The configuration would fail to start (``kind`` is "oom" or "startup").
+    """
+    modes = [m for m in (concurrency, request_rate, num_prompts) if m is not None]
+    if len(modes) != 1:
+        raise ValueError("give exactly one of concurrency, request_rate and num_prompts")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    if request_rate is not None and not request_rate > 0:
+        raise ValueError("request_rate must be > 0")
+    if num_prompts is not None and num_prompts < 1:
+        raise ValueError("num_prompts must be >= 1")
+    if max_requests is not None and (max_requests < 1 or num_prompts is not None):
+        raise ValueError("max_requests must be >= 1 and cannot be combined with num_prompts")
+    _workload.sample_lengths(scenario, 0, np.random.default_rng(0))
+    args = _args.parse_mapping(server_args, gpu=gpu, num_gpus=num_gpus)
+    config = _resolve.resolve(args)
+    return simulate(
+        config,
+        scenario=scenario,
+        concurrency=concurrency,
+        request_rate=request_rate,
+        num_prompts=num_prompts,
+        max_requests=max_requests,
+        seed=seed,
+    )

@@ -1,0 +1,409 @@
+"""SGLang 0.5.5's start-up: auto defaults, memory plan and the checks that make start-up fail."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from twin import _args, _catalog, _facts
+from twin._errors import StartupError
+from twin._facts import fact
+
+VERSION = "0.5.5"
+_MIB = 1024 * 1024
+_DTYPE_BYTES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Everything the scheduler and the performance model need, resolved like SGLang.
+
+    Attributes:
+        model: Architecture facts.
+        gpu: GPU specs.
+        tp: Tensor parallel size.
+        dp: Data parallel replicas.
+        dtype_bytes: Bytes per activation element.
+        gemm_flops: Peak FLOP/s of the linear layers (fp8 with ``--quantization fp8``).
+        kv_bytes: Bytes per KV element.
+        weight_bytes: Weight bytes per GPU.
+        kv_cell_bytes: KV bytes per token per GPU.
+        mem_fraction_static: Resolved ``--mem-fraction-static``.
+        max_total_tokens: KV pool size per replica, in tokens.
+        max_running_requests: Cap of running requests per replica.
+        max_prefill_tokens: Token budget of one prefill batch.
+        chunked_prefill_size: Chunk size, or ``None`` when chunking is off.
+        context_len: Context length.
+        max_req_input_len: Longest accepted prompt.
+        cuda_graph_max_bs: Resolved ``--cuda-graph-max-bs``.
+        cuda_graph_bs: Captured decode batch sizes (empty when CUDA graphs are off).
+        torch_compile_max_bs: Largest compiled batch, 0 without ``--enable-torch-compile``.
+        schedule_policy: Waiting-queue policy (cache-aware ones become fcfs without cache).
+        conservativeness: ``--schedule-conservativeness``.
+        radix_cache: Whether prefix caching is on.
+        mixed_chunk: Whether decode requests ride in prefill batches.
+        overlap: Whether the overlap scheduler hides CPU time.
+        stream_interval: ``--stream-interval``.
+        load_s: Simulated seconds until the weights are loaded.
+        capture_s: Simulated seconds of CUDA-graph capture.
+        startup_s: Simulated start-up time in seconds (before any time scaling).
+        server_info: Resolved arguments as ``/get_server_info`` shows them.
+    """
+
+    model: _catalog.ModelSpec
+    gpu: _facts.GpuSpec
+    tp: int
+    dp: int
+    dtype_bytes: int
+    gemm_flops: float
+    kv_bytes: int
+    weight_bytes: float
+    kv_cell_bytes: float
+    mem_fraction_static: float
+    max_total_tokens: int
+    max_running_requests: int
+    max_prefill_tokens: int
+    chunked_prefill_size: int | None
+    context_len: int
+    max_req_input_len: int
+    cuda_graph_max_bs: int
+    cuda_graph_bs: tuple[int, ...]
+    torch_compile_max_bs: int
+    schedule_policy: str
+    conservativeness: float
+    radix_cache: bool
+    mixed_chunk: bool
+    overlap: bool
+    stream_interval: int
+    load_s: float
+    capture_s: float
+    startup_s: float
+    server_info: Mapping[str, object]
+
+
+def _auto_chunked_prefill_size(gpu_mib: int) -> int:
+    # Tiers of 0.5.5 _handle_gpu_memory_settings (note §1).
+    for limit_gb, size in ((35, 2048), (60, 4096), (160, 8192)):
+        if gpu_mib < limit_gb * 1024:
+            return size
+    return 16384
+
+
+def _auto_cuda_graph_max_bs(gpu_mib: int, tp: int) -> int:
+    if gpu_mib >= 60 * 1024:
+        return 512 if tp >= 4 else 256
+    if gpu_mib >= 35 * 1024:
+        return 160 if tp >= 4 else 32
+    if gpu_mib >= 20 * 1024:
+        return 80 if tp >= 4 else 24
+    return 8
+
+
+def _auto_mem_fraction_static(gpu_mib: int, chunk: int, graph_bs: int, tp: int) -> float:
+    reserved = 512 + 1.5 * max(chunk, 2048) + 2 * graph_bs + 1024 * tp / 8
+    if gpu_mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return round((gpu_mib - reserved) / gpu_mib, 3)
+
+
+def _capture_sizes(max_bs: int, max_running: int) -> tuple[int, ...]:
+    sizes = [1, 2, 4, 8, 12, *range(16, 257, 8), *range(272, 513, 16), *range(544, 4097, 32)]
+    cap = min(max_bs, max_running)
+    chosen = [bs for bs in sizes if bs <= cap]
+    if cap > 0 and (not chosen or chosen[-1] != cap):
+        chosen.append(cap)
+    return tuple(chosen)
+
+
+def _weights(model: _catalog.ModelSpec, args: argparse.Namespace) -> tuple[int, float]:
+    # (bytes per activation element, weight bytes per GPU). fp8 checkpoints keep embeddings
+    # and LM head in bf16; the decoder layers shrink to one byte per weight.
+    dtype = model.dtype if args.dtype == "auto" else args.dtype
+    dtype_bytes = _DTYPE_BYTES.get(dtype, 2)
+    layers = model.layers * model.layer_params
+    layer_bytes = 1 if args.quantization is not None else dtype_bytes
+    total = layers * layer_bytes + (model.total_params - layers) * dtype_bytes
+    return dtype_bytes, total / args.tp_size
+
+
+def load_seconds(args: argparse.Namespace) -> float:
+    """Simulated seconds from process start until SGLang has loaded the weights.
+
+    Args:
+        args: Validated launch_server arguments.
+
+    Returns:
+        Initialisation (plus NCCL set-up with TP) and weight loading time.
+
+    Raises:
+        ValueError: ``--model-path`` names no known model.
+    """
+    model = _catalog.load_model(args.model_path)
+    weights = _weights(model, args)[1]
+    nccl = 5.0 if args.tp_size > 1 else 0.0
+    return fact("init_s") + nccl + weights / fact("load_bytes_per_s")
+
+
+def _check_parallel(args: argparse.Namespace, model: _catalog.ModelSpec) -> None:
+    needed = args.tp_size * args.dp_size
+    if needed > args.num_gpus:
+        raise StartupError(
+            "RuntimeError: CUDA error: invalid device ordinal. tp_size * dp_size = "
+            f"{args.tp_size} * {args.dp_size} = {needed} GPUs are needed but the host has "
+            f"{args.num_gpus}.",
+            "startup",
+        )
+    if model.heads % args.tp_size:
+        raise StartupError(
+            f"AssertionError: the number of attention heads ({model.heads}) of "
+            f"{model.architecture} is not divisible by tp_size ({args.tp_size}).",
+            "startup",
+        )
+    kv, tp = model.kv_heads, args.tp_size
+    if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
+        raise StartupError(
+            f"AssertionError: the number of key-value heads ({kv}) and tp_size ({tp}) must "
+            "divide one another.",
+            "startup",
+        )
+
+
+def _context_len(args: argparse.Namespace, model: _catalog.ModelSpec) -> int:
+    if args.context_length is None:
+        return model.max_position_embeddings
+    if args.context_length > model.max_position_embeddings:
+        raise StartupError(
+            f"ValueError: User-specified context_length ({args.context_length}) is greater "
+            f"than the derived context_length ({model.max_position_embeddings}). This may lead "
+            "to incorrect model outputs or CUDA errors. To allow overriding this maximum, set "
+            "the env var SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1",
+            "startup",
+        )
+    return int(args.context_length)
+
+
+def _oom(what: str, need_mib: float, free_mib: float, gpu_mib: int, advice: str) -> StartupError:
+    return StartupError(
+        f"{what}torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+        f"{need_mib:.2f} MiB. GPU 0 has a total capacity of {gpu_mib / 1024:.2f} GiB of which "
+        f"{max(free_mib, 0.0):.2f} MiB is free. {advice}",
+        "oom",
+    )
+
+
+def _activation_mib(model: _catalog.ModelSpec, tp: int, tokens: int, dtype_bytes: int) -> float:
+    width = (
+        2 * model.hidden
+        + (model.heads + 2 * model.kv_heads) * model.head_dim / tp
+        + 3 * model.intermediate / tp
+    )
+    per_elem = fact("activation_bytes_per_elem") * dtype_bytes / 2
+    return tokens * width * per_elem / _MIB + fact("attn_workspace_mib")
+
+
+def resolve(args: argparse.Namespace) -> EngineConfig:
+    """Resolves auto defaults and plans memory like SGLang 0.5.5's start-up.
+
+    Args:
+        args: Validated launch_server arguments.
+
+    Returns:
+        The resolved configuration.
+
+    Raises:
+        ValueError: ``--model-path`` names no known model.
+        StartupError: SGLang would fail to start with these arguments.
+    """
+    model = _catalog.load_model(args.model_path)
+    gpu = _facts.GPU_TABLE[args.gpu]
+    tp, gpu_mib = args.tp_size, gpu.memory_mib
+    _check_parallel(args, model)
+    context_len = _context_len(args, model)
+
+    chunk = args.chunked_prefill_size
+    if chunk is None:
+        chunk = _auto_chunked_prefill_size(gpu_mib)
+    graph_max_bs = args.cuda_graph_max_bs
+    if graph_max_bs is None:
+        graph_max_bs = _auto_cuda_graph_max_bs(gpu_mib, tp)
+    mem_frac = args.mem_fraction_static
+    if mem_frac is None:
+        mem_frac = _auto_mem_fraction_static(gpu_mib, chunk, graph_max_bs, tp)
+
+    dtype_bytes, weight_bytes = _weights(model, args)
+    kv_bytes = dtype_bytes if args.kv_cache_dtype == "auto" else 1
+    fp8 = args.quantization is not None
+    gemm_flops = gpu.fp8_flops if fp8 and gpu.fp8_flops else gpu.bf16_flops
+    kv_cell = max(1, model.kv_heads // tp) * model.head_dim * model.layers * 2 * kv_bytes
+
+    runtime_mib = fact("runtime_reserve_mib")
+    weight_mib = weight_bytes / _MIB
+    if weight_mib + runtime_mib > gpu_mib:
+        raise _oom(
+            "Load weight failed. ",
+            weight_mib,
+            gpu_mib - runtime_mib,
+            gpu_mib,
+            "The weights do not fit; use a larger --tp-size.",
+        )
+    rest_mib = mem_frac * gpu_mib - weight_mib - runtime_mib
+    max_total = int(rest_mib * _MIB // kv_cell)
+    if args.max_total_tokens is not None:
+        max_total = min(max_total, args.max_total_tokens)
+    if max_total <= 0:
+        raise StartupError(
+            "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.",
+            "oom",
+        )
+    max_req_len = min(context_len - 1, max_total - 1)
+    if max_req_len - 5 <= 0:
+        raise StartupError("AssertionError: Memory pool size is too small", "oom")
+
+    max_running = args.max_running_requests
+    if max_running is None:
+        per_ctx = int(max_total / context_len * 512)
+        max_running = max(1, min(max_total // 2, min(max(per_ctx, 2048), 4096)))
+    graph_bs = () if args.disable_cuda_graph else _capture_sizes(graph_max_bs, max_running)
+
+    chunk_size = None if chunk == -1 else chunk
+    # Start-up only exercises batches up to the chunk (or prefill budget) size; a longer
+    # unchunked prompt would fail later, at run time, as in SGLang.
+    act_tokens = chunk_size or args.max_prefill_tokens
+    need_mib = _activation_mib(model, tp, act_tokens, dtype_bytes) + fact("graph_mib_per_bs") * (
+        graph_bs[-1] if graph_bs else 0
+    )
+    free_mib = gpu_mib * (1 - mem_frac)
+    if need_mib > free_mib:
+        if graph_bs:
+            raise _oom(
+                "Capture cuda graph failed: ",
+                need_mib,
+                free_mib,
+                gpu_mib,
+                "Possible solutions: 1. set --mem-fraction-static to a smaller value (e.g., "
+                "0.8 or 0.7) 2. set --cuda-graph-max-bs to a smaller value (e.g., 16) 3. "
+                "disable CUDA graph by --disable-cuda-graph. (Not recommended. Huge "
+                "performance loss)",
+            )
+        raise _oom(
+            "Warmup forward failed. ",
+            need_mib,
+            free_mib,
+            gpu_mib,
+            "Set --mem-fraction-static or --chunked-prefill-size to a smaller value.",
+        )
+
+    policy = args.schedule_policy
+    if args.disable_radix_cache and policy in ("lpm", "dfs-weight"):
+        policy = "fcfs"
+    load_s = load_seconds(args)
+    capture_s = fact("graph_capture_s") * len(graph_bs)
+    # One more second for the warm-up request SGLang sends itself.
+    startup_s = (
+        load_s + capture_s + (fact("torch_compile_s") if args.enable_torch_compile else 0) + 1
+    )
+
+    info: dict[str, object] = {k: v for k, v in vars(args).items() if k not in ("fault",)}
+    info.update(
+        served_model_name=args.served_model_name or args.model_path,
+        tokenizer_path=args.tokenizer_path or args.model_path,
+        mem_fraction_static=mem_frac,
+        chunked_prefill_size=chunk,
+        cuda_graph_max_bs=graph_max_bs,
+        max_running_requests=max_running,
+        context_length=context_len,
+        schedule_policy=policy,
+        max_total_num_tokens=max_total,
+        max_req_input_len=max_req_len - 5,
+        version=VERSION,
+        gpu=args.gpu,
+        startup_time_scale=args.startup_time_scale or args.time_scale,
+    )
+    return EngineConfig(
+        model=model,
+        gpu=gpu,
+        tp=tp,
+        dp=args.dp_size,
+        dtype_bytes=dtype_bytes,
+        gemm_flops=gemm_flops,
+        kv_bytes=kv_bytes,
+        weight_bytes=weight_bytes,
+        kv_cell_bytes=kv_cell,
+        mem_fraction_static=mem_frac,
+        max_total_tokens=max_total,
+        max_running_requests=max_running,
+        max_prefill_tokens=args.max_prefill_tokens,
+        chunked_prefill_size=chunk_size,
+        context_len=context_len,
+        max_req_input_len=max_req_len - 5,
+        cuda_graph_max_bs=graph_max_bs,
+        cuda_graph_bs=graph_bs,
+        torch_compile_max_bs=args.torch_compile_max_bs if args.enable_torch_compile else 0,
+        schedule_policy=policy,
+        conservativeness=args.schedule_conservativeness,
+        radix_cache=not args.disable_radix_cache,
+        mixed_chunk=args.enable_mixed_chunk,
+        overlap=not args.disable_overlap_schedule,
+        stream_interval=args.stream_interval,
+        load_s=load_s,
+        capture_s=capture_s,
+        startup_s=startup_s,
+        server_info=info,
+    )
+
+
+def resolve_server_args(
+    server_args: Mapping[str, object], *, gpu: str = "H100", num_gpus: int = 8
+) -> dict[str, Any]:
+    """Resolves server args like SGLang's start-up, as ``/get_server_info`` reports them.
+
+    Args:
+        server_args: launch_server flag values keyed by dest name (``tp_size``, ...).
+        gpu: Simulated GPU model (``twin.GPUS``).
+        num_gpus: GPUs on the simulated host.
+
+    Returns:
+        All arguments with auto values filled in, plus ``max_total_num_tokens``,
+        ``max_req_input_len``, ``version`` and ``gpu``.
+
+    Raises:
+        ValueError: Unknown flag or invalid value (the message names the flag).
+        StartupError: SGLang would fail to start with these arguments.
+    """
+    args = _args.parse_mapping(server_args, gpu=gpu, num_gpus=num_gpus)
+    return dict(resolve(args).server_info)
+
+
+def log_memory(config: EngineConfig) -> list[str]:
+    """SGLang-like start-up log lines about memory.
+
+    Args:
+        config: Resolved configuration.
+
+    Returns:
+        Lines in start-up order.
+    """
+    gib = 1024.0**3
+    total = config.gpu.memory_mib / 1024
+    weights = config.weight_bytes / gib
+    avail = total - weights - fact("runtime_reserve_mib") / 1024
+    kv = config.max_total_tokens * config.kv_cell_bytes / gib
+    graph = fact("graph_mib_per_bs") * (config.cuda_graph_bs[-1] if config.cuda_graph_bs else 0)
+    return [
+        f"Load weight end. type={config.model.architecture}, dtype=torch.bfloat16, "
+        f"avail mem={avail:.2f} GB, mem usage={weights:.2f} GB.",
+        f"KV Cache is allocated. #tokens: {config.max_total_tokens}, "
+        f"K size: {kv / 2:.2f} GB, V size: {kv / 2:.2f} GB",
+        f"Memory pool end. avail mem={avail - kv:.2f} GB",
+        f"Capture cuda graph end. Time elapsed: "
+        f"{config.capture_s:.2f} s. "
+        f"mem usage={graph / 1024:.2f} GB. avail mem={avail - kv - graph / 1024:.2f} GB.",
+        f"max_total_num_tokens={config.max_total_tokens}, "
+        f"chunked_prefill_size={config.chunked_prefill_size or -1}, "
+        f"max_prefill_tokens={config.max_prefill_tokens}, "
+        f"max_running_requests={config.max_running_requests}, "
+        f"context_len={config.context_len}, "
+        f"available_gpu_mem={avail - kv - graph / 1024:.2f} GB",
+    ]
