@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -14,7 +14,10 @@ from tuner import objective
 from tuner.spec import StudySpec, spec_from_dict
 from tuner.store import Store, StudyRecord, TrialRecord, TrialState
 
-__all__ = ["LiveView", "studies_table", "trials_table"]
+if TYPE_CHECKING:
+    from tuner.search import Verdict
+
+__all__ = ["LiveView", "confirmation_table", "pareto_table", "studies_table", "trials_table"]
 
 _STATE_STYLE = {
     TrialState.COMPLETED: "green",
@@ -39,9 +42,15 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
         table.add_column(name)
     for column in ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "reason"):
         table.add_column(column, justify="right" if column != "reason" else "left")
+    numbers = {t.trial_id: t.number for t in trials}
     for trial in trials:
         level = objective.best_level(trial.levels, spec.objective) or {}
         mark = " *" if trial.trial_id == best_id else ""
+        reason = trial.reason or ""
+        if trial.confirms is not None:
+            reason = f"re-run of #{numbers.get(trial.confirms, '?')}" + (
+                f", {reason}" if reason else ""
+            )
         table.add_row(
             f"{trial.number}{mark}",
             *[str(trial.params.get(n, "")) for n in names],
@@ -50,7 +59,53 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
             str(level.get("concurrency", "-")),
             _num(level.get("ttft_p99_ms")),
             _num(level.get("tpot_p99_ms")),
-            (trial.reason or "") + (f": {trial.message[:60]}" if trial.message else ""),
+            reason + (f": {trial.message[:60]}" if trial.message else ""),
+        )
+    return table
+
+
+def confirmation_table(spec: StudySpec, verdict: Verdict) -> Table:
+    """One row per confirmed configuration: runs, and mean with 95 % interval per metric."""
+    names = ["score", objective.metric_name(spec.objective), *spec.objective.slo.bounds()]
+    names = [n for n in dict.fromkeys(names) if n != "error_rate"]
+    table = Table(title="confirmation (mean and 95 % interval over runs)", title_justify="left")
+    for column in ("#", "gpus", "runs", *names, "verdict"):
+        table.add_column(column, justify="left" if column == "verdict" else "right")
+    for c in verdict.candidates:
+        mark = (
+            "winner"
+            if c.trial_id == verdict.winner
+            else "tie"
+            if c.trial_id in verdict.tied
+            else ""
+        )
+        if c.failed_runs:
+            mark = f"{c.failed_runs} run(s) failed"
+        cells = []
+        for name in names:
+            e = c.metrics.get(name)
+            cells.append("-" if e is None else f"{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]")
+        runs = (c.metrics["score"].n if "score" in c.metrics else 0) + c.failed_runs
+        table.add_row(str(c.number), str(c.gpus), str(runs), *cells, mark)
+    return table
+
+
+def pareto_table(spec: StudySpec, front: list[dict[str, Any]]) -> Table:
+    """The Pareto front of a multi-objective study, by ascending latency."""
+    table = Table(
+        title=f"Pareto front: {objective.metric_name(spec.objective)}"
+        f"{' per GPU' if spec.objective.per_gpu else ''} vs {spec.objective.pareto}",
+        title_justify="left",
+    )
+    for column in ("#", "concurrency", "score", spec.objective.pareto or "latency", "params"):
+        table.add_column(column, justify="left" if column == "params" else "right")
+    for point in front:
+        table.add_row(
+            str(point["number"]),
+            str(point["concurrency"]),
+            f"{point['score']:.1f}",
+            f"{point['latency']:.1f}",
+            str(point["params"]),
         )
     return table
 

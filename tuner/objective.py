@@ -1,13 +1,27 @@
-"""Scoring: which levels meet the SLO, and the trial's score over them."""
+"""Scoring: the levels a trial measures, which meet the SLO, and the trial's score over them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS, LevelMetrics
-from tuner.spec import ObjectiveSpec
+from tuner.spec import ObjectiveSpec, WorkloadSpec
 
-__all__ = ["METRICS", "best_level", "direction", "meets_slo", "metric_name", "score", "violations"]
+__all__ = [
+    "METRICS",
+    "Ladder",
+    "best_level",
+    "direction",
+    "meets_slo",
+    "metric_name",
+    "operating_points",
+    "pareto_front",
+    "score",
+    "slo_excess",
+    "tradeoff_latency",
+    "violations",
+]
 
 METRICS = (*THROUGHPUT_METRICS, *LATENCY_METRICS, "error_rate")
 _GOODPUT_METRIC = {
@@ -73,3 +87,189 @@ def best_level(
     name = metric_name(objective)
     pick = max if direction(objective) == "max" else min
     return pick(feasible, key=lambda level: float(level[name]))  # type: ignore[arg-type]
+
+
+def _excess(value: float, bound: float) -> float:
+    # Relative, so bounds of different units add up; a zero bound (no errors allowed) counts
+    # the raw value.
+    return (value - bound) / bound if bound > 0 else value
+
+
+def _by_scenario(levels: Sequence[LevelMetrics]) -> dict[str, list[LevelMetrics]]:
+    groups: dict[str, list[LevelMetrics]] = {}
+    for level in levels:
+        groups.setdefault(level.scenario, []).append(level)
+    return groups
+
+
+def slo_excess(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> float | None:
+    """How far the trial is from meeting the SLO: the largest ``(value - bound) / bound`` over
+    the bounds, at the level that decides each scenario (the scoring level when one meets the
+    SLO, else the one closest to it), worst scenario counted. At most 0 when the trial has a
+    score; None before any level is measured. The Bayesian search learns feasibility from it.
+    """
+    bounds = objective.slo.bounds()
+    worst: float | None = None
+    name = metric_name(objective)
+    pick = max if direction(objective) == "max" else min
+    for group in _by_scenario(levels).values():
+        feasible = [level for level in group if meets_slo(level, objective)]
+        if feasible:
+            deciding = pick(feasible, key=lambda level: float(getattr(level, name)))
+        else:
+            deciding = min(group, key=lambda level: _level_excess(level, bounds))
+        excess = _level_excess(deciding, bounds)
+        worst = excess if worst is None else max(worst, excess)
+    return worst
+
+
+def _level_excess(level: LevelMetrics, bounds: dict[str, float]) -> float:
+    return max(_excess(getattr(level, metric), bound) for metric, bound in bounds.items())
+
+
+def tradeoff_latency(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> float | None:
+    """The ``objective.pareto`` latency at the scoring level (the worst over scenarios), or
+    None when the study has one objective or the trial no score."""
+    if objective.pareto is None:
+        return None
+    name = metric_name(objective)
+    pick = max if direction(objective) == "max" else min
+    worst: float | None = None
+    for group in _by_scenario(levels).values():
+        feasible = [level for level in group if meets_slo(level, objective)]
+        if not feasible:
+            return None
+        deciding = pick(feasible, key=lambda level: float(getattr(level, name)))
+        latency = float(getattr(deciding, objective.pareto))
+        worst = latency if worst is None else max(worst, latency)
+    return worst
+
+
+def operating_points(
+    levels: Sequence[dict[str, Any]], objective: ObjectiveSpec, gpus: int
+) -> list[dict[str, float]]:
+    """A trial's operating points: per concurrency level where every scenario meets the SLO,
+    the score metric (mean over scenarios, per GPU if the objective says so) and the
+    ``objective.pareto`` latency (worst over scenarios). Empty for a single-objective study."""
+    latency = objective.pareto
+    if latency is None:
+        return []
+    name = metric_name(objective)
+    scenarios = {str(level["scenario"]) for level in levels}
+    by_load: dict[int, list[LevelMetrics]] = {}
+    for data in levels:
+        level = LevelMetrics.model_validate(data)
+        by_load.setdefault(level.concurrency, []).append(level)
+    points = []
+    for concurrency, group in sorted(by_load.items()):
+        if {level.scenario for level in group} != scenarios:
+            continue
+        if not all(meets_slo(level, objective) for level in group):
+            continue
+        value = sum(float(getattr(level, name)) for level in group) / len(group)
+        points.append(
+            {
+                "concurrency": concurrency,
+                "score": value / gpus if objective.per_gpu else value,
+                "latency": max(float(getattr(level, latency)) for level in group),
+            }
+        )
+    return points
+
+
+def pareto_front(
+    points: Sequence[dict[str, Any]], objective: ObjectiveSpec
+) -> list[dict[str, Any]]:
+    """The points no other point beats on both ``score`` (in the objective's direction) and
+    ``latency`` (lower is better), by ascending latency."""
+    sign = 1.0 if direction(objective) == "max" else -1.0
+
+    def dominated(p: dict[str, Any]) -> bool:
+        return any(
+            sign * q["score"] >= sign * p["score"]
+            and q["latency"] <= p["latency"]
+            and (sign * q["score"] > sign * p["score"] or q["latency"] < p["latency"])
+            for q in points
+        )
+
+    return sorted((p for p in points if not dominated(p)), key=lambda p: p["latency"])
+
+
+class Ladder:
+    """The levels one trial measures, a rung at a time, and what they add up to.
+
+    A rung is one concurrency level across the scenarios still climbing, lowest load first. A
+    scenario stops climbing at its first level that breaks the SLO (more load only makes
+    latency worse); the whole trial stops when a scenario breaks it at the lowest level, since
+    its score could then only be None. The trial runner, the pre-screen and the search
+    benchmark all measure through this class, so they score alike.
+    """
+
+    def __init__(self, workload: WorkloadSpec, objective: ObjectiveSpec, gpus: int) -> None:
+        self._objective = objective
+        self._gpus = gpus
+        self._loads = list(workload.concurrency)
+        self._climbing = list(workload.scenarios)
+        self.rung = 0
+        self.levels: list[LevelMetrics] = []
+
+    @property
+    def done(self) -> bool:
+        """Whether nothing is left to measure."""
+        return not self._climbing or self.rung >= len(self._loads)
+
+    def next_rung(self) -> list[tuple[str, int]]:
+        """The (scenario, concurrency) pairs of the next rung; empty when done."""
+        if self.done:
+            return []
+        return [(scenario, self._loads[self.rung]) for scenario in self._climbing]
+
+    def record(self, levels: Sequence[LevelMetrics]) -> None:
+        """Add the levels measured for the next rung and move up."""
+        self.levels.extend(levels)
+        for level in levels:
+            if not meets_slo(level, self._objective):
+                self._climbing.remove(level.scenario)
+                if self.rung == 0:
+                    self._climbing = []
+        self.rung += 1
+
+    def _last_rung(self) -> list[LevelMetrics]:
+        if not self.rung:
+            return []
+        return [level for level in self.levels if level.concurrency == self._loads[self.rung - 1]]
+
+    @property
+    def rung_value(self) -> float | None:
+        """The score metric at the last rung measured, whether or not it met the SLO (mean
+        over its scenarios, per GPU if the objective says so); None before any rung."""
+        last = self._last_rung()
+        if not last:
+            return None
+        name = metric_name(self._objective)
+        value = sum(float(getattr(level, name)) for level in last) / len(last)
+        return value / self._gpus if self._objective.per_gpu else value
+
+    @property
+    def rung_excess(self) -> float | None:
+        """The SLO excess at the last rung measured (worst scenario); None before any rung."""
+        last = self._last_rung()
+        if not last:
+            return None
+        bounds = self._objective.slo.bounds()
+        return max(_level_excess(level, bounds) for level in last)
+
+    @property
+    def score(self) -> float | None:
+        """The score so far (see :func:`score`)."""
+        return score(self.levels, self._objective, self._gpus)
+
+    @property
+    def slo_excess(self) -> float | None:
+        """See :func:`slo_excess`."""
+        return slo_excess(self.levels, self._objective)
+
+    @property
+    def latency(self) -> float | None:
+        """See :func:`tradeoff_latency`."""
+        return tradeoff_latency(self.levels, self._objective)

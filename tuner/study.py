@@ -8,7 +8,8 @@ import secrets
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from tuner.store import Store, StudyRecord, StudyState, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     import pandas
+
+    from tuner.search import Prescreen, Verdict
 
 __all__ = [
     "StudyResult",
@@ -42,15 +45,35 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """What a study measured, as stored.
+    """What a study measured, as stored, and what follows from it.
+
+    Load one with :meth:`load`; the API, the CLI and Python callers all read results this way.
 
     Attributes:
         study: the study record (state, times, best trial id).
-        trials: every trial, in creation order.
+        trials: the search's trials, in creation order.
+        confirmations: the confirmation runs (re-runs of the top configurations after the
+            search, each with ``confirms`` set to the trial it repeats).
     """
 
     study: StudyRecord
     trials: list[TrialRecord]
+    confirmations: list[TrialRecord] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, store: Store, study_id: str) -> StudyResult:
+        """The stored result of a study, finished or not.
+
+        Raises:
+            StudyNotFoundError: there is no such study.
+        """
+        study = store.get_study(study_id)
+        trials = store.list_trials(study_id)
+        return cls(
+            study=study,
+            trials=[t for t in trials if t.confirms is None],
+            confirmations=[t for t in trials if t.confirms is not None],
+        )
 
     @property
     def spec(self) -> StudySpec:
@@ -67,6 +90,45 @@ class StudyResult:
         """The exact launch command (or manifest) of the best configuration."""
         best = self.best
         return launch_text(self.spec, best.params) if best else None
+
+    @cached_property
+    def pareto(self) -> list[dict[str, Any]]:
+        """The Pareto front of a multi-objective study (``objective.pareto`` set): the operating
+        points (trial x concurrency level meeting the SLO) that no other point beats on both
+        the score and the latency, by ascending latency. Each has ``trial``, ``number``,
+        ``params``, ``gpus``, ``concurrency``, ``score`` and ``latency``. Empty for a
+        single-objective study."""
+        spec = self.spec
+        points = []
+        for trial in self.trials:
+            if trial.state == TrialState.FAILED:
+                continue
+            for point in objective.operating_points(trial.levels, spec.objective, trial.gpus):
+                points.append(
+                    {
+                        "trial": trial.trial_id,
+                        "number": trial.number,
+                        "params": trial.params,
+                        "gpus": trial.gpus,
+                        **point,
+                    }
+                )
+        return objective.pareto_front(points, spec.objective)
+
+    @cached_property
+    def confirmation(self) -> Verdict | None:
+        """The verdict of the confirmation runs, or None when there were none."""
+        from tuner.search import judge
+
+        return judge([*self.trials, *self.confirmations], self.spec)
+
+    @cached_property
+    def importance(self) -> dict[str, float]:
+        """How much each searched flag moved the score (summing to 1, largest first); empty
+        with too few trials."""
+        from tuner.search import param_importance
+
+        return param_importance(self.spec, self.trials)
 
     @property
     def trials_df(self) -> pandas.DataFrame:
@@ -123,6 +185,12 @@ def run_study(
 ) -> StudyResult:
     """Run (or resume) a study to its end and return what it measured.
 
+    Three phases, each recorded as events: the twin pre-screen (``search.prescreen``; in the
+    driver, before any GPU is used), the search itself (Ray Tune, stopping hopeless trials
+    early on the concurrency ladder with ``search.early_stopping``), and the confirmation of
+    the winner (``search.confirm``: the top configurations re-run on fresh deployments; the
+    verdict sets the study's best trial).
+
     Trial failures are recorded, not raised. Ctrl-C (in the main thread) or
     :func:`request_stop` ends the study as ``stopped`` with every deployment torn down.
 
@@ -137,6 +205,7 @@ def run_study(
 
     Raises:
         NotSupportedError: the backend cannot run this spec, or Ray lacks the GPUs.
+        SpecError: ``search.derived`` does not fit the space.
         StudyNotFoundError: ``study_id`` is unknown.
     """
     if study_id is None:
@@ -146,6 +215,7 @@ def run_study(
     backend = backends.make(spec, study_id=study_id, workdir=workdir)
     try:
         _check_supported(spec, backend)
+        _check_search(spec, backend)
         init_ray(gpus=backend.gpu_capacity(), address=ray_address)
         _check_pool(spec, backend)
     except TunerError as e:
@@ -154,11 +224,13 @@ def run_study(
     swept = backend.sweep()
     store.set_study_state(study_id, StudyState.RUNNING)
     store.add_event(study_id, "study_started", data={"resumed": resume, "swept": swept})
-    _STOP_REQUESTS.discard(study_id)
     message = None
+    started = time.monotonic()
     with _stop_on_sigint(study_id):
         try:
-            _tuner(spec, backend, store, study_id, workdir, resume).fit()
+            _search_tuner(spec, backend, store, study_id, workdir, resume).fit()
+            if study_id not in _STOP_REQUESTS:
+                _confirm(spec, backend, store, study_id, workdir, time.monotonic() - started)
         except Exception as e:  # a bug or Ray itself failing: the study fails, servers go
             logger.exception("study %s failed", study_id)
             message = f"{type(e).__name__}: {e}"
@@ -175,6 +247,12 @@ def _check_supported(spec: StudySpec, backend: backends.Backend) -> None:
             raise NotSupportedError(f"backend '{backend.NAME}' cannot set {feature}: {reason}")
 
 
+def _check_search(spec: StudySpec, backend: backends.Backend) -> None:
+    from tuner.search import Space
+
+    Space(spec, backend.gpu_capacity())  # raises SpecError on derived flags that do not fit
+
+
 def _check_pool(spec: StudySpec, backend: backends.Backend) -> None:
     resource = "GPU" if backend.GPU_RESOURCE == "GPU" else backend.GPU_RESOURCE
     pool = pool_size(resource)
@@ -186,7 +264,7 @@ def _check_pool(spec: StudySpec, backend: backends.Backend) -> None:
         )
 
 
-def _tuner(
+def _search_tuner(
     spec: StudySpec,
     backend: backends.Backend,
     store: Store,
@@ -194,45 +272,183 @@ def _tuner(
     workdir: Path,
     resume: bool,
 ) -> Any:
+    """The Tuner of the search itself: pre-screen seeds, early stopping, the spec's searcher."""
     from ray import tune
 
-    from tuner.search import GpuBudgetLimiter, make_searcher
-    from tuner.trial import (
-        OBJECTIVE_KEY,
-        StoreCallback,
-        StudyStopper,
-        TeardownCallback,
-        TrialRunner,
-    )
+    from tuner.search import LadderScheduler, make_searcher
+    from tuner.trial import OBJECTIVE_KEY
 
-    mode = objective.direction(spec.objective)
-    trainable = tune.with_resources(
-        tune.with_parameters(TrialRunner, backend=backend), backend.resources
-    )
     experiment = workdir / "tune"
     if resume and tune.Tuner.can_restore(str(experiment)):
         return tune.Tuner.restore(
-            str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True
+            str(experiment),
+            trainable=_trainable(backend),
+            resume_unfinished=True,
+            resume_errored=True,
         )
+    mode = objective.direction(spec.objective)
     capacity = backend.gpu_capacity()
-    finished = sum(1 for t in store.list_trials(study_id) if t.state.is_finished())
-    searcher = make_searcher(spec, capacity=capacity, metric=OBJECTIVE_KEY, mode=mode)
+    finished = sum(
+        1 for t in store.list_trials(study_id) if t.state.is_finished() and t.confirms is None
+    )
+    searcher = make_searcher(
+        spec,
+        capacity=capacity,
+        metric=OBJECTIVE_KEY,
+        mode=mode,
+        prescreen=_prescreen(spec, capacity, store, study_id, workdir),
+    )
+    # Early stopping ranks trials by the score alone; with a Pareto front, a trial that
+    # cannot win on throughput may still hold the best latency.
+    scheduler = (
+        LadderScheduler(mode, spec.workload.concurrency)
+        if spec.search.early_stopping and spec.objective.pareto is None
+        else None
+    )
+    return _tuner(
+        spec,
+        backend,
+        store,
+        study_id,
+        workdir,
+        name="tune",
+        searcher=searcher,
+        num_samples=max(1, spec.max_trials - finished),
+        scheduler=scheduler,
+        time_budget_s=spec.search.time_budget_s,
+    )
+
+
+def _prescreen(
+    spec: StudySpec, capacity: int, store: Store, study_id: str, workdir: Path
+) -> Prescreen | None:
+    from tuner.search import prescreen
+
+    if spec.search.prescreen is None:
+        return None
+    try:
+        result = prescreen(spec, capacity, workdir=workdir)
+    except NotSupportedError as e:  # a study runs fine without one
+        logger.warning("%s", e)
+        store.add_event(study_id, "prescreen_skipped", data={"reason": str(e)})
+        return None
+    store.add_event(study_id, "prescreen", data=result.summary())
+    return result
+
+
+def _confirm(
+    spec: StudySpec,
+    backend: backends.Backend,
+    store: Store,
+    study_id: str,
+    workdir: Path,
+    elapsed_s: float,
+) -> None:
+    """Re-run the top configurations on fresh deployments and let the verdict pick the best.
+
+    Counts confirmation runs already stored, so a resumed study only runs the missing ones.
+    """
+    from tuner.search import ListSearcher, judge, top_trials
+    from tuner.trial import OBJECTIVE_KEY
+
+    options = spec.search.confirm
+    if not options.enabled:
+        return
+    trials = store.list_trials(study_id)
+    top = top_trials(trials, spec)
+    if not top:
+        return
+    done = {
+        t.trial_id: sum(1 for r in trials if r.confirms == t.trial_id and r.state.is_finished())
+        for t in top
+    }
+    runs = [t.params for t in top for _ in range(options.repeats - done[t.trial_id])]
+    budget = spec.search.time_budget_s
+    remaining = None if budget is None else budget - elapsed_s
+    if runs and (remaining is None or remaining > 0):
+        store.add_event(
+            study_id,
+            "confirmation_started",
+            data={"trials": [t.trial_id for t in top], "repeats": options.repeats},
+        )
+        searcher = ListSearcher(runs, OBJECTIVE_KEY, objective.direction(spec.objective))
+        _tuner(
+            spec,
+            backend,
+            store,
+            study_id,
+            workdir,
+            name="confirm",
+            searcher=searcher,
+            num_samples=len(runs),
+            scheduler=None,
+            time_budget_s=remaining,
+            confirms={t.trial_id: t.params for t in top},
+        ).fit()
+    if study_id in _STOP_REQUESTS:
+        return
+    verdict = judge(store.list_trials(study_id), spec)
+    if verdict is None:
+        return
+    if verdict.winner is not None:
+        store.set_best(study_id, verdict.winner)
+    store.add_event(study_id, "confirmation", data=verdict.to_dict())
+
+
+def _trainable(backend: backends.Backend) -> Any:
+    from ray import tune
+
+    from tuner.trial import TrialRunner
+
+    return tune.with_resources(
+        tune.with_parameters(TrialRunner, backend=backend), backend.resources
+    )
+
+
+def _tuner(
+    spec: StudySpec,
+    backend: backends.Backend,
+    store: Store,
+    study_id: str,
+    workdir: Path,
+    *,
+    name: str,
+    searcher: Any,
+    num_samples: int,
+    scheduler: Any,
+    time_budget_s: float | None,
+    confirms: dict[str, dict[str, Any]] | None = None,
+) -> Any:
+    from ray import tune
+
+    from tuner.search import GpuBudgetLimiter
+    from tuner.trial import StoreCallback, StudyStopper, TeardownCallback
+
+    capacity = backend.gpu_capacity()
     max_concurrent = spec.search.max_concurrent or max(1, capacity // spec.min_gpus())
+    store_callback = StoreCallback(
+        store,
+        study_id,
+        objective.direction(spec.objective),
+        confirms=confirms,
+        early_stops=scheduler.stopped if scheduler is not None else None,
+    )
     return tune.Tuner(
-        trainable,
+        _trainable(backend),
         tune_config=tune.TuneConfig(
             search_alg=GpuBudgetLimiter(searcher, max_concurrent, capacity, spec.gpus_needed),
-            num_samples=max(1, spec.max_trials - finished),
+            scheduler=scheduler,
+            num_samples=num_samples,
             reuse_actors=True,
-            time_budget_s=spec.search.time_budget_s,
+            time_budget_s=time_budget_s,
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name="tune",
+            name=name,
             storage_path=str(workdir),
             verbose=0,
             stop=StudyStopper(study_id, spec.trial_timeout_s, _STOP_REQUESTS),
-            callbacks=[StoreCallback(store, study_id, mode), TeardownCallback(backend)],
+            callbacks=[store_callback, TeardownCallback(backend)],
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
             failure_config=tune.FailureConfig(max_failures=0),
         ),
@@ -252,19 +468,21 @@ def _finish(store: Store, study_id: str, message: str | None, stopped: bool) -> 
         StudyState.FAILED if message else StudyState.STOPPED if stopped else StudyState.COMPLETED
     )
     store.set_study_state(study_id, state, message)
-    record = store.get_study(study_id)
-    best = store.get_trial(study_id, record.best_trial_id) if record.best_trial_id else None
+    result = StudyResult.load(store, study_id)
+    best = result.best
     store.add_event(
         study_id,
         "study_finished",
         data={
             "state": state.value,
-            "best_trial_id": record.best_trial_id,
+            "best_trial_id": result.study.best_trial_id,
             "best_score": best.score if best else None,
             "message": message,
+            "importance": result.importance,
+            "pareto": result.pareto,
         },
     )
-    return StudyResult(study=store.get_study(study_id), trials=store.list_trials(study_id))
+    return result
 
 
 class _stop_on_sigint:

@@ -13,12 +13,13 @@ import logging
 import os
 import re
 import selectors
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 from urllib.parse import urlsplit
 
 import jinja2
@@ -35,8 +36,13 @@ from tuner.backends._registry import register
 from tuner.backends.base import Backend, Deployment, deployment_name
 from tuner.bench import genai
 from tuner.bench.metrics import LevelMetrics
-from tuner.exceptions import BackendError, BenchmarkError, DeployTimeoutError, NotSupportedError
-from tuner.exceptions import SpecError
+from tuner.exceptions import (
+    BackendError,
+    BenchmarkError,
+    DeployTimeoutError,
+    NotSupportedError,
+    SpecError,
+)
 from tuner.spec import OmeBackendSpec
 
 if TYPE_CHECKING:
@@ -64,7 +70,9 @@ GPU_KEY = "nvidia.com/gpu"
 DRY_RUN_TRIAL = "dry-run"
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 
-_POLL_S = 1.0
+# Polls start fast (a twin is up in a second) and slow down to spare the API server.
+_POLL_FIRST_S = 0.1
+_POLL_MAX_S = 2.0
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 # lastFailureInfo reasons that a wait cannot cure: the model is not coming, or the spec is wrong.
 # (BaseModelNotReady is left out: the model agent may still be downloading the weights.)
@@ -214,18 +222,16 @@ class OmeBackend(Backend):
             BackendError: the base runtime cannot be read from the cluster.
             NotSupportedError: the base runtime has no ``engineConfig.runner`` to bake into.
         """
-        name = _k8s_name(self.spec.name)
-        labels = {STUDY_LABEL: _label_value(self.study_id)}
-        isvc = IsvcVariables(
-            name=name, namespace=self.backend.namespace, labels=labels,
-            model=self.backend.base_model, runtime=self.backend.runtime, image=self.backend.image,
-            args=self.flags(config), gpus=self.spec.gpus_needed(dict(config)),
-        )
+        isvc = self.isvc_variables(config, trial_id=DRY_RUN_TRIAL)
+        # Named after the study, for production: not a trial, so no trial label.
+        isvc["name"] = _k8s_name(self.spec.name)
+        isvc["labels"] = {STUDY_LABEL: _label_value(self.study_id)}
         if not runtime:
             return _render("inference_service.yaml.j2", isvc)
         base = dict(base_runtime) if base_runtime is not None else self.base_runtime()
         variables = self.runtime_variables(config, base)
-        isvc.update(runtime=variables["name"], args=[], image=None)
+        # The flags and the image now live in the runtime.
+        isvc["runtime"], isvc["args"], isvc["image"] = variables["name"], [], None
         return (_render("cluster_serving_runtime.yaml.j2", variables) + "---\n"
                 + _render("inference_service.yaml.j2", isvc))
 
@@ -241,7 +247,7 @@ class OmeBackend(Backend):
         spec = dict(base.get("spec") or {})
         engine = dict(spec.pop("engineConfig", None) or {})
         runner = dict(engine.pop("runner", None) or {})
-        base_command = list(runner.pop("command", None) or []) + list(runner.pop("args", None) or [])
+        base_command = [*(runner.pop("command", None) or []), *(runner.pop("args", None) or [])]
         if not base_command:
             raise NotSupportedError(
                 f"runtime '{base_name}' has no engineConfig.runner.command to bake the flags "
@@ -276,13 +282,14 @@ class OmeBackend(Backend):
         custom = k8s.CustomObjectsApi(self._client())
         name, namespace = self.backend.runtime, self.backend.namespace
         try:
-            return custom.get_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                       "servingruntimes", name)
+            return cast(dict[str, Any], custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "servingruntimes", name))
         except ApiException as e:
             if e.status not in (403, 404):
                 raise _api_error(e, f"read ServingRuntime {namespace}/{name}") from e
         try:
-            return custom.get_cluster_custom_object(GROUP, VERSION, "clusterservingruntimes", name)
+            return cast(dict[str, Any], custom.get_cluster_custom_object(
+                GROUP, VERSION, "clusterservingruntimes", name))
         except ApiException as e:
             raise _api_error(e, f"read ClusterServingRuntime {name}") from e
 
@@ -355,7 +362,8 @@ class OmeBackend(Backend):
                        "inferenceservices", body)
         logger.info("created InferenceService %s/%s", namespace, name)
         return Deployment(name=name, endpoint=self._endpoint(name),
-                          served_model=self.spec.model.name, labels=body["metadata"]["labels"])
+                          served_model=self.spec.model.name, labels=body["metadata"]["labels"],
+                          config=dict(config))
 
     def wait_ready(self, deployment: Deployment, timeout_s: float) -> None:
         """Wait for the ``Ready`` condition and ``status.url``, then for ``/health``.
@@ -370,12 +378,12 @@ class OmeBackend(Backend):
         """
         name, namespace = deployment.name, self.backend.namespace
         custom = k8s.CustomObjectsApi(self._client())
-        deadline = time.monotonic() + timeout_s
+        poll = _Poll(timeout_s)
         seen: set[str] = set()
         while True:
             try:
-                isvc = custom.get_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                           "inferenceservices", name)
+                isvc = cast(dict[str, Any], custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "inferenceservices", name))
             except ApiException as e:
                 if e.status == 404:
                     raise BackendError(f"InferenceService {namespace}/{name} was deleted while "
@@ -384,7 +392,7 @@ class OmeBackend(Backend):
                 raise _api_error(e, f"read InferenceService {namespace}/{name}") from e
             status = isvc.get("status") or {}
             if _is_ready(status) and status.get("url"):
-                self._connect(deployment, str(status["url"]), deadline)
+                self._connect(deployment, str(status["url"]), poll)
                 return
             warnings = self._warnings(name, seen)
             if problem := _failure(status) or self._pod_failure(name) or _fatal_event(warnings):
@@ -392,13 +400,13 @@ class OmeBackend(Backend):
                 raise BackendError(
                     f"InferenceService {namespace}/{name} failed: {message}"
                     f"{_events_text(warnings)}; {_kubectl_hint(namespace, name)}", reason=reason)
-            if time.monotonic() >= deadline:
+            if poll.expired:
                 raise DeployTimeoutError(
                     f"InferenceService {namespace}/{name} was not Ready after {timeout_s:g} s "
                     f"({_state_text(status)}){_events_text(warnings)}; raise "
                     f"backend.startup_timeout_s if it was still loading, else "
                     f"{_kubectl_hint(namespace, name)}")
-            time.sleep(_POLL_S)
+            poll.sleep()
 
     def teardown(self, name: str) -> None:
         """Delete the InferenceService (and its BenchmarkJobs); wait for its pods to go.
@@ -411,15 +419,11 @@ class OmeBackend(Backend):
         if relay is not None:
             relay.close()
         namespace = self.backend.namespace
-        custom = k8s.CustomObjectsApi(self._client())
         core = k8s.CoreV1Api(self._client())
-        jobs = self._call("list BenchmarkJobs", custom.list_namespaced_custom_object, GROUP,
-                          VERSION, namespace, "benchmarkjobs",
-                          label_selector=f"{DEPLOYMENT_LABEL}={name}")
-        for job in jobs.get("items", []):
-            self._delete("benchmarkjobs", job["metadata"]["name"])
+        if self.backend.benchmark_job is not None:
+            self._delete_labelled("benchmarkjobs", f"{DEPLOYMENT_LABEL}={name}")
         self._delete("inferenceservices", name)
-        deadline = time.monotonic() + self.backend.teardown_timeout_s
+        poll = _Poll(self.backend.teardown_timeout_s)
         while True:
             pods = _items(self._call("list pods", core.list_namespaced_pod, namespace,
                                      label_selector=f"{ISVC_LABEL}={name}",
@@ -427,14 +431,14 @@ class OmeBackend(Backend):
             if not pods and not self._exists("inferenceservices", name):
                 logger.info("InferenceService %s/%s and its pods are gone", namespace, name)
                 return
-            if time.monotonic() >= deadline:
+            if poll.expired:
                 left = ", ".join(p["metadata"]["name"] for p in pods) or "the isvc itself"
                 raise BackendError(
                     f"InferenceService {namespace}/{name} was deleted but {left} still "
                     f"existed after {self.backend.teardown_timeout_s:g} s, so its GPUs are "
                     "not free; is the OME controller running? Check `kubectl get pods -n "
                     f"{namespace} -l {ISVC_LABEL}={name}`", reason="timeout")
-            time.sleep(_POLL_S)
+            poll.sleep()
 
     def sweep(self) -> list[str]:
         """Tear down every InferenceService labelled with this study."""
@@ -445,6 +449,9 @@ class OmeBackend(Backend):
         names = [item["metadata"]["name"] for item in found.get("items", [])]
         for name in names:
             self.teardown(name)
+        if self.backend.benchmark_job is not None:  # jobs whose isvc went first
+            self._delete_labelled("benchmarkjobs",
+                                  f"{STUDY_LABEL}={_label_value(self.study_id)}")
         return names
 
     # --- measuring with BenchmarkJobs ----------------------------------------------------
@@ -474,6 +481,13 @@ class OmeBackend(Backend):
             image=job.image,
         )
 
+    def render_benchmark_job(
+        self, deployment: Deployment, *, scenario: str, concurrency: int
+    ) -> str:
+        """The BenchmarkJob YAML that measures one level, exactly as ``measure`` creates it."""
+        return _render("benchmark_job.yaml.j2", self.benchmark_job_variables(
+            deployment, scenario=scenario, concurrency=concurrency))
+
     def measure(
         self, deployment: Deployment, *, scenario: str, concurrency: int, out_dir: Path
     ) -> LevelMetrics:
@@ -494,54 +508,62 @@ class OmeBackend(Backend):
         variables = self.benchmark_job_variables(deployment, scenario=scenario,
                                                  concurrency=concurrency)
         name, namespace = variables["name"], variables["namespace"]
-        body = yaml.safe_load(_render("benchmark_job.yaml.j2", variables))
-        custom = k8s.CustomObjectsApi(self._client())
-        self._delete("benchmarkjobs", name)  # a rerun of the level: BenchmarkJobs run once
-        self._wait_gone("benchmarkjobs", name)
-        try:
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "benchmarkjobs",
-                                                   body)
-        except ApiException as e:
-            raise BenchmarkError(str(_api_error(e, f"create BenchmarkJob {namespace}/{name}"))) from e
-        try:
-            status = self._wait_benchmark(name, variables["max_minutes"] * 60 + job.timeout_s)
-        finally:
-            self._delete("benchmarkjobs", name)
+        body = yaml.safe_load(self.render_benchmark_job(deployment, scenario=scenario,
+                                                        concurrency=concurrency))
         results_dir = Path(job.mount_path) / self._results_subpath() / variables["folder"]
+        shutil.rmtree(results_dir, ignore_errors=True)  # a rerun must not read an old result
+        custom = k8s.CustomObjectsApi(self._client())
+        try:
+            self._delete("benchmarkjobs", name)  # a BenchmarkJob runs once: recreate to rerun
+            self._wait_gone("benchmarkjobs", name)
+            self._call(f"create BenchmarkJob {namespace}/{name}",
+                       custom.create_namespaced_custom_object, GROUP, VERSION, namespace,
+                       "benchmarkjobs", body)
+            try:
+                self._wait_benchmark(name, variables["max_minutes"] * 60 + job.timeout_s)
+            finally:
+                self._delete("benchmarkjobs", name)
+        except BackendError as e:
+            raise BenchmarkError(str(e)) from e
         results = sorted(results_dir.glob(f"*_num_concurrency_{concurrency}_time_*s.json"))
-        if status != "Completed" or not results:
+        if not results:
             raise BenchmarkError(
-                f"BenchmarkJob {namespace}/{name} ended {status} with no result in "
-                f"{results_dir}; see `kubectl logs -n {namespace} -l job-name={name}` and "
-                f"check that {job.mount_path} mounts PVC {job.pvc}")
+                f"BenchmarkJob {namespace}/{name} completed but left no result in "
+                f"{results_dir}; check that {job.mount_path} mounts PVC {job.pvc} here, and "
+                f"see `kubectl logs -n {namespace} -l job-name={name}`")
         data = json.loads(results[-1].read_text())
         return LevelMetrics.from_genai_bench(data["aggregated_metrics"],
                                              time_unit=data.get("_time_unit", "s"),
                                              time_scale=deployment.time_scale)
 
-    def _wait_benchmark(self, name: str, timeout_s: float) -> str:
+    def _wait_benchmark(self, name: str, timeout_s: float) -> None:
+        """Wait for the BenchmarkJob to complete.
+
+        Raises:
+            BenchmarkError: it failed or timed out.
+        """
         custom = k8s.CustomObjectsApi(self._client())
         namespace = self.backend.namespace
-        deadline = time.monotonic() + timeout_s
+        poll = _Poll(timeout_s)
         while True:
             job = self._call(f"read BenchmarkJob {namespace}/{name}",
                              custom.get_namespaced_custom_object, GROUP, VERSION, namespace,
                              "benchmarkjobs", name)
             status = job.get("status") or {}
             state = str(status.get("state") or "Pending")
+            if state == "Completed":
+                return
             if state == "Failed":
                 raise BenchmarkError(
                     f"BenchmarkJob {namespace}/{name} failed: "
                     f"{status.get('failureMessage') or 'no message'}; see `kubectl logs -n "
                     f"{namespace} -l job-name={name}`")
-            if state == "Completed":
-                return state
-            if time.monotonic() >= deadline:
+            if poll.expired:
                 raise BenchmarkError(
                     f"BenchmarkJob {namespace}/{name} was still {state} after {timeout_s:g} s; "
                     f"see `kubectl describe benchmarkjob -n {namespace} {name}` or raise "
                     "backend.benchmark_job.timeout_s")
-            time.sleep(_POLL_S)
+            poll.sleep()
 
     def _results_subpath(self) -> str:
         return f"autotuner/{_k8s_name(self.study_id)}"
@@ -564,11 +586,17 @@ class OmeBackend(Backend):
             old.close()
         return f"http://127.0.0.1:{relay.port}"
 
-    def _connect(self, deployment: Deployment, url: str, deadline: float) -> None:
+    def _connect(self, deployment: Deployment, url: str, poll: _Poll) -> None:
         """Point the trial's endpoint at its server, then wait for ``/health`` through it."""
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if self._in_cluster():
+            service = f"{deployment.name}.{self.backend.namespace}.svc"
+            if not (parts.hostname or "").startswith(service):
+                raise BackendError(
+                    f"InferenceService {deployment.name} serves at {url}, not at its Service "
+                    f"{service}; set backend.in_cluster: false to reach that URL through a "
+                    "relay", reason="startup")
             if port != self.backend.port:
                 raise BackendError(
                     f"InferenceService {deployment.name} serves at {url}, not on port "
@@ -589,11 +617,11 @@ class OmeBackend(Backend):
                 relay.target(functools.partial(socket.create_connection,
                                                (parts.hostname, port), 10))
         while problem := genai.probe(deployment.endpoint, timeout_s=10):
-            if time.monotonic() >= deadline:
+            if poll.expired:
                 raise DeployTimeoutError(
                     f"InferenceService {deployment.name} is Ready but {problem}; check the "
                     f"network path to {url}, or set backend.port_forward")
-            time.sleep(_POLL_S)
+            poll.sleep()
 
     def _port_forward(self, name: str, port: int) -> socket.socket:
         """A socket to ``port`` of a running engine pod of the isvc, through the API server."""
@@ -673,14 +701,21 @@ class OmeBackend(Backend):
             if e.status != 404:
                 raise _api_error(e, f"delete {plural} {self.backend.namespace}/{name}") from e
 
+    def _delete_labelled(self, plural: str, selector: str) -> None:
+        custom = k8s.CustomObjectsApi(self._client())
+        found = self._call(f"list {plural}", custom.list_namespaced_custom_object, GROUP,
+                           VERSION, self.backend.namespace, plural, label_selector=selector)
+        for item in found.get("items", []):
+            self._delete(plural, item["metadata"]["name"])
+
     def _wait_gone(self, plural: str, name: str) -> None:
-        deadline = time.monotonic() + self.backend.teardown_timeout_s
+        poll = _Poll(self.backend.teardown_timeout_s)
         while self._exists(plural, name):
-            if time.monotonic() >= deadline:
+            if poll.expired:
                 raise BackendError(f"{plural} {self.backend.namespace}/{name} was not deleted "
                                    f"in {self.backend.teardown_timeout_s:g} s; is the OME "
                                    "controller running?", reason="timeout")
-            time.sleep(_POLL_S)
+            poll.sleep()
 
     # --- the API client ------------------------------------------------------------------
 
@@ -723,6 +758,24 @@ class OmeBackend(Backend):
         if isinstance(result, urllib3.BaseHTTPResponse):
             return json.loads(result.data)
         return result
+
+
+class _Poll:
+    """The sleeps of one wait: from 0.1 s doubling to 2 s, never past the deadline."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        self._delay = _POLL_FIRST_S
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self._deadline
+
+    def sleep(self) -> None:
+        """Wait before the next check."""
+        time.sleep(max(0.0, min(self._delay, self._deadline - time.monotonic())))
+        self._delay = min(self._delay * 2, _POLL_MAX_S)
 
 
 class _Relay:
@@ -862,7 +915,8 @@ def _shorten(text: str, room: int) -> str:
 
 
 def _inside_pod() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(SERVICE_TOKEN_FILENAME).exists()
+    token = Path(SERVICE_TOKEN_FILENAME)
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and token.exists()
 
 
 def _reachable(host: str, port: int) -> bool:

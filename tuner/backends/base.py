@@ -22,8 +22,10 @@ def deployment_name(study_id: str, trial_id: str) -> str:
     ``[a-z]([-a-z0-9]*[a-z0-9])?`` and has at most 63 characters.
     """
     trial = re.sub(r"[^a-z0-9]+", "-", trial_id.lower()).strip("-")[-20:]
-    study = re.sub(r"[^a-z0-9]+", "-", study_id.lower()).strip("-")[: 62 - len(trial)]
-    return f"{study}-{trial}".strip("-")
+    study = re.sub(r"[^a-z0-9]+", "-", study_id.lower()).strip("-")
+    if not study[:1].isalpha():  # study names may start with a digit; Kubernetes names may not
+        study = f"s-{study}"
+    return f"{study[: 62 - len(trial)].rstrip('-')}-{trial}"
 
 
 @dataclass(frozen=True)

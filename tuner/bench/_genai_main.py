@@ -1,12 +1,16 @@
 """Runs genai-bench's CLI with its end-of-run Excel and plot reports turned off.
 
-Tuning reads only the per-level JSON; the reports cost 10-20 s per invocation. This module is
-started as its own process (genai-bench monkey-patches the interpreter with gevent on import).
+Tuning reads only the per-level JSON; the reports cost 10-20 s per invocation. This file is run
+as a script in its own process, not as ``-m tuner...``: genai-bench monkey-patches the interpreter
+with gevent on import, which must happen before anything imports ``ssl`` (the tuner package does,
+and a late patch sends SSLContext into endless recursion).
 """
 
 import sys
 
-from genai_bench.cli import cli as genai_cli
+sys.path.pop(0)  # this file's folder: its modules must not shadow genai-bench's imports
+
+from genai_bench.cli import cli as genai_cli  # noqa: E402
 
 
 def _skip(*args: object, **kwargs: object) -> None:

@@ -52,8 +52,7 @@ def build_argv(
     """The genai-bench command for one level (reports off, everything explicit)."""
     return [
         sys.executable,
-        "-m",
-        "tuner.bench._genai_main",
+        str(Path(__file__).with_name("_genai_main.py")),
         "benchmark",
         "--api-backend",
         "sglang",

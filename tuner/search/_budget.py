@@ -22,8 +22,13 @@ class GpuBudgetLimiter(ConcurrencyLimiter):
     suggestion is made for one trial id and given to another.
     """
 
-    def __init__(self, searcher: Searcher, max_concurrent: int, capacity: int,
-                 units: Callable[[dict[str, Any]], int]) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        max_concurrent: int,
+        capacity: int,
+        units: Callable[[dict[str, Any]], int],
+    ) -> None:
         super().__init__(searcher, max_concurrent=max_concurrent)
         self._capacity = capacity
         self._units = units
@@ -49,7 +54,8 @@ class GpuBudgetLimiter(ConcurrencyLimiter):
         self.live_trials.add(trial_id)
         return config
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
-                          error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         self._busy.pop(trial_id, None)
         super().on_trial_complete(trial_id, result=result, error=error)

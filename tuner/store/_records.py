@@ -52,6 +52,8 @@ class TrialRecord(_Record):
         score: the objective's value; None when no level met the SLO or the trial failed.
         reason: failure or stop class (oom, startup, crash, timeout, benchmark, stopped, ...).
         timings: seconds spent deploying (``deploy_s``) and benchmarking (``bench_s``).
+        confirms: for a confirmation run (a fresh re-run of a top configuration after the
+            search), the id of the trial it repeats; None for the search's own trials.
     """
 
     study_id: str
@@ -67,6 +69,7 @@ class TrialRecord(_Record):
     timings: dict[str, float] = {}
     started_at: float | None = None
     ended_at: float | None = None
+    confirms: str | None = None
 
 
 class StudyRecord(_Record):

@@ -16,7 +16,7 @@ from tuner.store._records import EventRecord, StudyRecord, StudyState, TrialReco
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS trials (
     study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
     trial_id TEXT NOT NULL, number INTEGER NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL,
     gpus INTEGER NOT NULL, score REAL, reason TEXT, message TEXT, levels TEXT NOT NULL,
-    timings TEXT NOT NULL, started_at REAL, ended_at REAL, PRIMARY KEY (study_id, trial_id));
+    timings TEXT NOT NULL, started_at REAL, ended_at REAL, confirms TEXT,
+    PRIMARY KEY (study_id, trial_id));
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
@@ -71,6 +72,8 @@ class Store:
                     f"{path} was written by a newer autotuner (schema {row[0]}); "
                     "upgrade autotuner or use another --store"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                _upgrade(db, int(row[0]))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}
@@ -186,7 +189,9 @@ class Store:
         """Insert or replace a trial and refresh the study's best trial."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO trials (study_id, trial_id, number, params, state, "
+                "gpus, score, reason, message, levels, timings, started_at, ended_at, "
+                "confirms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.study_id,
                     record.trial_id,
@@ -201,6 +206,7 @@ class Store:
                     json.dumps(record.timings),
                     record.started_at,
                     record.ended_at,
+                    record.confirms,
                 ),
             )
 
@@ -314,4 +320,12 @@ def _trial(row: sqlite3.Row) -> TrialRecord:
         timings=json.loads(row["timings"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        confirms=row["confirms"],
     )
+
+
+def _upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Bring an older store up to ``SCHEMA_VERSION``, in place; changes are only additive."""
+    if version < 2:  # 2: trials.confirms marks confirmation runs
+        db.execute("ALTER TABLE trials ADD COLUMN confirms TEXT")
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))

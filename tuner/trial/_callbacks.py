@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ray.tune import Callback
@@ -23,12 +24,32 @@ logger = logging.getLogger(__name__)
 
 
 class StoreCallback(Callback):
-    """Writes each trial's life to the store as rows and events (the only writer of trials)."""
+    """Writes each trial's life to the store as rows and events (the only writer of trials).
 
-    def __init__(self, store: Store, study_id: str, mode: str) -> None:
+    Args:
+        store: the store.
+        study_id: the study.
+        mode: the objective's direction, to keep the study's best trial current.
+        confirms: in a confirmation run, the id of each search trial re-run -> its config;
+            a trial with that config is recorded with ``confirms`` set and never becomes the
+            best trial itself.
+        early_stops: the trials the scheduler stopped early, with why (shared with it).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        study_id: str,
+        mode: str,
+        *,
+        confirms: Mapping[str, Mapping[str, Any]] | None = None,
+        early_stops: Mapping[str, str] | None = None,
+    ) -> None:
         self._store = store
         self._study_id = study_id
         self._mode = mode
+        self._confirms = dict(confirms or {})
+        self._early_stops = early_stops if early_stops is not None else {}
 
     def _record(self, trial: Trial) -> TrialRecord:
         record = self._store.get_trial(self._study_id, trial.trial_id)
@@ -41,6 +62,9 @@ class StoreCallback(Callback):
             params=dict(trial.config),
             state=TrialState.PENDING,
             gpus=_gpus(trial),
+            confirms=next(
+                (tid for tid, params in self._confirms.items() if params == trial.config), None
+            ),
         )
 
     def on_trial_start(
@@ -64,7 +88,12 @@ class StoreCallback(Callback):
             self._study_id,
             "trial_started",
             trial.trial_id,
-            {"number": record.number, "params": record.params, "gpus": record.gpus},
+            {
+                "number": record.number,
+                "params": record.params,
+                "gpus": record.gpus,
+                "confirms": record.confirms,
+            },
         )
 
     def on_trial_result(
@@ -79,21 +108,26 @@ class StoreCallback(Callback):
         update: dict[str, Any] = {
             "gpus": int(result.get("gpus", record.gpus)),
             "started_at": float(result.get("started_at") or record.started_at or time.time()),
-            "timings": {"deploy_s": float(result.get("deploy_s", 0.0)),
-                        "bench_s": record.timings.get("bench_s", 0.0)
-                        + float(result.get("bench_s", 0.0))},
+            "timings": {
+                "deploy_s": float(result.get("deploy_s", 0.0)),
+                "bench_s": record.timings.get("bench_s", 0.0) + float(result.get("bench_s", 0.0)),
+            },
         }
-        if "level" in result:
-            update["levels"] = [*record.levels, result["level"]]
-            update["score"] = result.get("score")
+        levels = result.get("levels") or {}
+        if levels:
+            update["levels"] = [*record.levels, *levels.values()]
+        if "score" in result:
+            update["score"] = result["score"]
+        for scenario, level in levels.items():
+            violations = result.get("violations", {}).get(scenario, "")
             self._store.add_event(
                 self._study_id,
                 "level_measured",
                 trial.trial_id,
                 {
-                    "level": result["level"],
-                    "meets_slo": result["meets_slo"],
-                    "violations": result.get("violations", ""),
+                    "level": level,
+                    "meets_slo": not violations,
+                    "violations": violations,
                     "score": result.get("score"),
                 },
             )
@@ -121,14 +155,22 @@ class StoreCallback(Callback):
         record = self._record(trial)
         if record.state == TrialState.FAILED:
             return
-        done = bool((trial.last_result or {}).get("done"))
-        state = TrialState.COMPLETED if done else TrialState.STOPPED
+        # Tune marks every stopped trial's last result done; only the runner's own flag says
+        # the ladder was climbed to its end.
+        if (trial.last_result or {}).get("ladder_done"):
+            state, reason, message = TrialState.COMPLETED, None, None
+        elif trial.trial_id in self._early_stops:
+            state, reason = TrialState.STOPPED, "early_stopped"
+            message = self._early_stops[trial.trial_id]
+        else:
+            state, reason, message = TrialState.STOPPED, "stopped", None
         self._store.upsert_trial(
             record.model_copy(
                 update={
                     "state": state,
                     "ended_at": time.time(),
-                    "reason": None if done else "stopped",
+                    "reason": reason,
+                    "message": message,
                 }
             )
         )
@@ -136,7 +178,12 @@ class StoreCallback(Callback):
             self._study_id,
             "trial_finished",
             trial.trial_id,
-            {"state": state.value, "score": record.score, "reason": None if done else "stopped"},
+            {
+                "state": state.value,
+                "score": record.score,
+                "reason": reason,
+                "confirms": record.confirms,
+            },
         )
 
     def on_trial_error(
@@ -157,10 +204,12 @@ class StoreCallback(Callback):
         )
 
     def _update_best(self) -> None:
+        if self._confirms:  # the confirmation's verdict picks the winner, not one re-run
+            return
         scored = [
             t
             for t in self._store.list_trials(self._study_id)
-            if t.score is not None and t.state != TrialState.FAILED
+            if t.score is not None and t.state != TrialState.FAILED and t.confirms is None
         ]
         if scored:
             pick = max if self._mode == "max" else min

@@ -32,10 +32,15 @@ def sentinel(mode: str) -> float:
 class TrialRunner(tune.Trainable):
     """One trial: a deployment measured over the concurrency ladder, lowest load first.
 
-    Results carry ``level`` (the LevelMetrics dict), ``meets_slo``, ``score`` (None until a level
-    meets the SLO), ``objective`` (score or sentinel), and, on failure, ``failed``, ``reason`` and
-    ``message``. A scenario's higher levels are skipped once a level breaks the SLO: more load
-    only makes latency worse.
+    Each ``step`` measures one rung of the :class:`~tuner.objective.Ladder` (one concurrency
+    level, every scenario still climbing), so ``training_iteration`` counts levels and a
+    scheduler can stop a trial between them. Results carry ``levels`` (LevelMetrics dicts by
+    scenario) with their ``violations`` (text by scenario, empty when the level meets the
+    SLO), ``score`` (None until the trial has one), ``objective`` (score or sentinel),
+    ``slo_excess`` (see :func:`~tuner.objective.slo_excess`), ``latency`` (multi-objective
+    studies), ``rung_value`` and ``rung_excess`` (the score metric and SLO excess at this
+    level, met or not: what early stopping reads), ``ladder_done`` (nothing left to measure),
+    and, on failure, ``failed``, ``reason`` and ``message``.
     """
 
     def setup(self, config: dict[str, Any], backend: Backend | None = None) -> None:
@@ -47,8 +52,7 @@ class TrialRunner(tune.Trainable):
         spec = self._backend.spec
         self._params = dict(config)
         self._gpus = spec.gpus_needed(spec.server_config(self._params))
-        self._levels: list[LevelMetrics] = []
-        self._queue = [(s, c) for s in spec.workload.scenarios for c in spec.workload.concurrency]
+        self._ladder = objective.Ladder(spec.workload, spec.objective, self._gpus)
         self._failure: dict[str, Any] | None = None
         self._deployment: Deployment | None = None
         self._started_at = time.time()  # before the deploy: the GPUs are held from here
@@ -74,10 +78,42 @@ class TrialRunner(tune.Trainable):
         if self._failure is not None:
             return {**base, "failed": True, **self._failure, "done": True}
         assert self._deployment is not None
-        scenario, concurrency = self._queue.pop(0)
-        if dead := self._backend.alive(self._deployment):
-            return {**base, "failed": True, "reason": "crash", "message": dead, "done": True}
         started = time.monotonic()
+        measured: list[LevelMetrics] = []
+        for scenario, concurrency in self._ladder.next_rung():
+            failure = self._measure(scenario, concurrency, measured)
+            if failure is not None:
+                return {
+                    **base,
+                    **self._levels(measured),
+                    "failed": True,
+                    **failure,
+                    "bench_s": time.monotonic() - started,
+                    "done": True,
+                }
+        self._ladder.record(measured)
+        score = self._ladder.score
+        return {
+            **base,
+            **self._levels(measured),
+            "score": score,
+            OBJECTIVE_KEY: score if score is not None else sentinel(mode),
+            "slo_excess": self._ladder.slo_excess,
+            "latency": self._ladder.latency,
+            "rung_value": self._ladder.rung_value,
+            "rung_excess": self._ladder.rung_excess,
+            "bench_s": time.monotonic() - started,
+            "ladder_done": self._ladder.done,
+            "done": self._ladder.done,
+        }
+
+    def _measure(
+        self, scenario: str, concurrency: int, measured: list[LevelMetrics]
+    ) -> dict[str, Any] | None:
+        """Measure one level into ``measured``; the failure fields when it could not."""
+        assert self._deployment is not None
+        if dead := self._backend.alive(self._deployment):
+            return {"reason": "crash", "message": dead}
         out_dir = self._backend.workdir / "trials" / self.trial_id / f"{scenario}-c{concurrency}"
         try:
             level = self._backend.measure(
@@ -85,24 +121,22 @@ class TrialRunner(tune.Trainable):
             )
         except BenchmarkError as e:
             dead = self._backend.alive(self._deployment)
-            reason, message = (
-                ("crash", f"{dead} (during the benchmark)") if dead else ("benchmark", str(e))
-            )
-            return {**base, "failed": True, "reason": reason, "message": message, "done": True}
-        self._levels.append(level)
-        meets = objective.meets_slo(level, spec.objective)
-        if not meets:  # higher load on this scenario can only break the SLO further
-            self._queue = [(s, c) for s, c in self._queue if s != scenario]
-        score = objective.score(self._levels, spec.objective, self._gpus)
+            if dead:
+                return {"reason": "crash", "message": f"{dead} (during the benchmark)"}
+            return {"reason": "benchmark", "message": str(e)}
+        measured.append(level)
+        return None
+
+    def _levels(self, levels: list[LevelMetrics]) -> dict[str, Any]:
+        # Keyed by scenario (one level each per rung), not listed: Tune flattens dicts into
+        # plain columns, while lists of dicts upset its TensorBoard logger.
+        spec = self._backend.spec
         return {
-            **base,
-            "level": level.model_dump(),
-            "meets_slo": meets,
-            "violations": "; ".join(objective.violations(level, spec.objective)),
-            "score": score,
-            OBJECTIVE_KEY: score if score is not None else sentinel(mode),
-            "bench_s": time.monotonic() - started,
-            "done": not self._queue,
+            "levels": {level.scenario: level.model_dump() for level in levels},
+            "violations": {
+                level.scenario: "; ".join(objective.violations(level, spec.objective))
+                for level in levels
+            },
         }
 
     def _stop_server(self) -> None:

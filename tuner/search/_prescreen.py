@@ -1,0 +1,207 @@
+"""The twin pre-screen: estimate many candidates in seconds before any GPU is used.
+
+Runs in the driver before the Tuner starts. Each candidate goes through the ``estimate``
+backend (the twin's start-up checks and performance model, in virtual time) and the same
+:class:`~tuner.objective.Ladder` a real trial climbs, so predictions are scored exactly like
+measurements.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner import backends, objective
+from tuner.exceptions import BackendError, NotSupportedError
+from tuner.search._space import Space, config_key
+from tuner.spec import EstimateBackendSpec, StudySpec
+
+__all__ = ["Prediction", "Prescreen", "prescreen"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the twin predicts for one config.
+
+    Attributes:
+        config: the trial config.
+        score: the predicted score; None when no level is predicted to meet the SLO.
+        excess: the predicted SLO excess (see :func:`~tuner.objective.slo_excess`).
+        failure: ``oom`` or ``startup`` when the server is predicted not to start.
+    """
+
+    config: dict[str, Any]
+    score: float | None = None
+    excess: float | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Prescreen:
+    """The outcome of a pre-screen.
+
+    Attributes:
+        predictions: every estimated config, best predicted first.
+        seeds: the ``top_k`` best predicted configs, which the search measures first.
+        dropped: configs predicted not to start or to miss the SLO by more than the margin.
+        seconds: wall time the pre-screen took.
+        reasons: how many were dropped, by reason (``oom``, ``startup``, ``slo``).
+    """
+
+    predictions: list[Prediction]
+    seeds: list[dict[str, Any]]
+    dropped: list[dict[str, Any]]
+    seconds: float
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def order(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Grid order: seeds first, then the other points as they were, dropped ones last (a
+        grid still measures every point)."""
+        seeds = {config_key(c) for c in self.seeds}
+        dropped = {config_key(c) for c in self.dropped}
+        present = {config_key(p) for p in points}
+        first = [c for c in self.seeds if config_key(c) in present]
+        middle = [p for p in points if config_key(p) not in seeds | dropped]
+        last = [p for p in points if config_key(p) in dropped]
+        return first + middle + last
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able account for the study's events."""
+        by_key = {config_key(p.config): p for p in self.predictions}
+        return {
+            "estimated": len(self.predictions),
+            "seconds": round(self.seconds, 2),
+            "dropped": len(self.dropped),
+            "reasons": self.reasons,
+            "seeds": [
+                {"params": c, "predicted_score": by_key[config_key(c)].score} for c in self.seeds
+            ],
+        }
+
+
+def prescreen(spec: StudySpec, capacity: int, *, workdir: Path | None = None) -> Prescreen:
+    """Estimate candidates of ``spec`` with the twin and pick seeds and configs to drop.
+
+    Args:
+        spec: the study; ``spec.search.prescreen`` must be set.
+        capacity: GPUs the study may use at once.
+        workdir: folder for the estimate backend (it writes nothing today).
+
+    Raises:
+        NotSupportedError: the twin cannot model this study (unknown model or GPU type); the
+            study can run without a pre-screen.
+    """
+    options = spec.search.prescreen
+    assert options is not None
+    started = time.monotonic()
+    gpu = options.gpu or getattr(spec.backend, "gpu", None)
+    if gpu is None:
+        raise NotSupportedError(
+            f"search.prescreen: backend '{spec.backend.kind}' does not name its GPU type; "
+            "set search.prescreen.gpu (e.g. H100) to pre-screen"
+        )
+    estimate_spec = spec.model_copy(
+        update={
+            "backend": EstimateBackendSpec(
+                gpu=gpu, gpus=capacity, startup_timeout_s=spec.backend.startup_timeout_s
+            )
+        }
+    )
+    backend = backends.make(
+        estimate_spec, study_id="prescreen", workdir=workdir or Path(tempfile.gettempdir())
+    )
+    _check_model(spec, gpu, capacity)
+    space = Space(spec, capacity)
+    predictions = [_predict(backend, spec, config) for config in _candidates(space)]
+    sign = 1.0 if objective.direction(spec.objective) == "max" else -1.0
+    predictions.sort(
+        key=lambda p: (
+            p.failure is not None,
+            p.score is None,
+            -sign * p.score if p.score is not None else (p.excess or 0.0),
+        )
+    )
+    reasons: dict[str, int] = {}
+    dropped, kept = [], []
+    for p in predictions:
+        why = p.failure or ("slo" if (p.excess or 0.0) > options.margin else None)
+        if why:
+            reasons[why] = reasons.get(why, 0) + 1
+            dropped.append(p.config)
+        else:
+            kept.append(p.config)
+    return Prescreen(
+        predictions=predictions,
+        seeds=kept[: options.top_k],
+        dropped=dropped,
+        seconds=time.monotonic() - started,
+        reasons=reasons,
+    )
+
+
+def _check_model(spec: StudySpec, gpu: str, capacity: int) -> None:
+    import twin
+
+    try:
+        twin.resolve_server_args(
+            {"model_path": spec.model.model_path, **spec.fixed}, gpu=gpu, num_gpus=capacity
+        )
+    except twin.StartupError:
+        return  # the fixed flags alone may not start; the searched ones decide
+    except ValueError as e:
+        raise NotSupportedError(
+            f"search.prescreen: the twin cannot model this study ({e}); "
+            "set search.prescreen to null, or use a model the twin knows"
+        ) from e
+
+
+def _candidates(space: Space) -> list[dict[str, Any]]:
+    """The whole grid when it is small enough, else uniform random draws."""
+    limit = space.spec.search.prescreen.candidates  # type: ignore[union-attr]
+    if space.is_discrete:
+        grid = list(itertools.islice(space.points(), limit + 1))
+        if len(grid) <= limit:
+            return grid
+    sampler = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=space.spec.search.seed)
+    )
+    distributions = space.distributions()
+    found: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    for _ in range(limit * 20):
+        if len(found) >= limit:
+            break
+        trial = sampler.ask(distributions)
+        sampler.tell(trial, state=optuna.trial.TrialState.FAIL)
+        config = space.complete(trial.params)
+        if config is not None:
+            found.setdefault(config_key(config), config)
+    return list(found.values())
+
+
+def _predict(backend: backends.Backend, spec: StudySpec, config: dict[str, Any]) -> Prediction:
+    server_config = spec.server_config(config)
+    deployment = backend.deploy(server_config, trial_id="prescreen")
+    try:
+        backend.wait_ready(deployment, spec.backend.startup_timeout_s)
+    except BackendError as e:
+        return Prediction(config, failure=e.reason or "startup")
+    ladder = objective.Ladder(spec.workload, spec.objective, spec.gpus_needed(server_config))
+    while rung := ladder.next_rung():
+        ladder.record(
+            [
+                backend.measure(
+                    deployment, scenario=scenario, concurrency=concurrency, out_dir=backend.workdir
+                )
+                for scenario, concurrency in rung
+            ]
+        )
+    return Prediction(config, score=ladder.score, excess=ladder.slo_excess)
