@@ -47,7 +47,8 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 REPO = Path(__file__).resolve().parents[3]
-OME_DIR = REPO.parent / "shared" / "ome"
+# OME's CRDs and samples live beside the checkout (../shared/ome); OME_SHARED_DIR overrides.
+OME_DIR = Path(os.environ.get("OME_SHARED_DIR") or REPO.parent / "shared" / "ome")
 GPU = "nvidia.com/gpu"
 
 Json = dict[str, Any]
