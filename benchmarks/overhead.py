@@ -36,7 +36,8 @@ def spec(trials: int) -> object:
         "workload": {"scenarios": ["D(64,32)"], "concurrency": [2],
                      "max_requests_per_level": 6},
         "objective": {"slo": {"tpot_p99_ms": 1000}},
-        "search": {"algorithm": "grid", "max_trials": None},
+        # The search itself only: no pre-screen, no confirmation runs.
+        "search": {"algorithm": "grid", "prescreen": None, "confirm": {"top_k": 0}},
     })
 
 
@@ -62,6 +63,9 @@ def main() -> None:
     print(f"study start-up, cold CLI process incl. imports and ray.init: {cold:.1f} s")
     print(f"per-trial overhead: median {statistics.median(overheads):.2f} s, "
           f"max {max(overheads):.2f} s (target < 1 s)")
+    busy = sum(t.ended_at - t.started_at for t in result.trials)
+    print(f"scheduling gaps: study wall {total_s:.1f} s vs {busy / 2:.1f} s of trial time on "
+          f"2 GPUs: {(total_s - busy / 2) / len(result.trials):.2f} s per trial")
     for t in result.trials:
         print(f"  trial {t.number}: wall {t.ended_at - t.started_at:.2f} s, deploy "
               f"{t.timings.get('deploy_s', 0):.2f} s, bench {t.timings.get('bench_s', 0):.2f} s")
@@ -75,7 +79,7 @@ def _cold_start(tmp: Path) -> float:
         "backend: {kind: twin, gpus: 1, time_scale: 8}\n"
         "space: {max_running_requests: [8]}\n"
         "workload: {scenarios: ['D(64,32)'], concurrency: [2], max_requests_per_level: 4}\n"
-        "search: {algorithm: grid}\n")
+        "search: {algorithm: grid, prescreen: null, confirm: {top_k: 0}}\n")
     store = tmp / "cold.db"
     began = time.time()
     subprocess.run([sys.executable, "-m", "tuner.cli", "--store", str(store), "run",
