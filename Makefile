@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test browser
+.PHONY: quickstart test lint browser
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,5 +20,9 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) browser
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tuner twin api ui tests benchmarks
+	$(VENV)/bin/mypy tuner twin
+
+test: lint browser
 	$(VENV)/bin/python -m pytest -q -ra

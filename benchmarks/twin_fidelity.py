@@ -1,6 +1,6 @@
 """The twin's estimates next to published SGLang measurements, and the estimator's speed.
 
-Run: ``python benchmarks/twin_fidelity.py [--write twin.md]`` (the twin section of benchmarks/README.md).
+Run: ``python benchmarks/twin_fidelity.py [--write twin.md]``; results in benchmarks/README.md.
 
 Every anchor is a published number for a named SGLang version, GPU and workload (research
 note §4, and sglang's ``benchmark/benchmark_vllm_060/README.md``). The twin emulates SGLang

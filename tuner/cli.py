@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autotuner", description="Find the best SGLang serving flags for a model, a workload and SLOs.")
+    parser = argparse.ArgumentParser(
+        prog="autotuner",
+        description="Find the best SGLang serving flags for a model, a workload and SLOs.",
+    )
     parser.add_argument(
         "--store",
         type=Path,
@@ -83,21 +86,33 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="print the winning launch command / manifest")
     export.add_argument("study")
     export.add_argument("-o", "--output", type=Path, help="write to this file")
-    export.add_argument("--runtime", action="store_true",
-                        help="ome: also a ClusterServingRuntime with the winning flags baked in")
-    export.add_argument("--base-runtime", type=Path, default=None,
-                        help="ome: the study's runtime as a YAML file, instead of the cluster's")
+    export.add_argument(
+        "--runtime",
+        action="store_true",
+        help="ome: also a ClusterServingRuntime with the winning flags baked in",
+    )
+    export.add_argument(
+        "--base-runtime",
+        type=Path,
+        default=None,
+        help="ome: the study's runtime as a YAML file, instead of the cluster's",
+    )
     export.set_defaults(command=_export)
 
     serve = commands.add_parser("serve", help="serve the REST API and the browser app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--gpus", type=int, default=8,
-                       help="GPU units of the local Ray pool that studies share")
-    serve.add_argument("--max-running", type=int, default=2,
-                       help="studies run at once; the others queue")
-    serve.add_argument("--ray-dashboard", action="store_true",
-                       help="start Ray with its dashboard (needs the dashboard extra)")
+    serve.add_argument(
+        "--gpus", type=int, default=8, help="GPU units of the local Ray pool that studies share"
+    )
+    serve.add_argument(
+        "--max-running", type=int, default=2, help="studies run at once; the others queue"
+    )
+    serve.add_argument(
+        "--ray-dashboard",
+        action="store_true",
+        help="start Ray with its dashboard (needs the dashboard extra)",
+    )
     serve.set_defaults(command=_serve)
 
     render = commands.add_parser("render", help="print what a trial with given params runs")
@@ -216,8 +231,14 @@ def _summary(result: StudyResult) -> dict[str, Any]:
             for t in result.trials
         ],
         "confirmations": [
-            {"id": t.trial_id, "number": t.number, "confirms": t.confirms,
-             "status": t.state.value, "reason": t.reason, "score": t.score}
+            {
+                "id": t.trial_id,
+                "number": t.number,
+                "confirms": t.confirms,
+                "status": t.state.value,
+                "reason": t.reason,
+                "score": t.score,
+            }
             for t in result.confirmations
         ],
         "confirmation": verdict.to_dict() if verdict is not None else None,
@@ -262,13 +283,20 @@ def _export(args: argparse.Namespace) -> int:
         from tuner.export import export_manifests
 
         base = yaml.safe_load(args.base_runtime.read_text()) if args.base_runtime else None
-        text = export_manifests(result.spec, best.params, runtime=args.runtime,
-                                study_id=result.study.study_id, base_runtime=base)
+        text = export_manifests(
+            result.spec,
+            best.params,
+            runtime=args.runtime,
+            study_id=result.study.study_id,
+            base_runtime=base,
+        )
     elif args.runtime:
-        raise SpecError("--runtime exports a ClusterServingRuntime, which only the ome "
-                        "backend has; drop --runtime to get the launch command")
+        raise SpecError(
+            "--runtime exports a ClusterServingRuntime, which only the ome "
+            "backend has; drop --runtime to get the launch command"
+        )
     else:
-        text = result.best_launch + "\n"
+        text = f"{result.best_launch}\n"
     if args.output:
         args.output.write_text(text)
     else:
@@ -279,8 +307,14 @@ def _export(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import api  # NiceGUI takes seconds to import: only for this command
 
-    api.serve(args.host, args.port, args.store or default_home() / "autotuner.db",
-              gpus=args.gpus, ray_dashboard=args.ray_dashboard, max_running=args.max_running)
+    api.serve(
+        args.host,
+        args.port,
+        args.store or default_home() / "autotuner.db",
+        gpus=args.gpus,
+        ray_dashboard=args.ray_dashboard,
+        max_running=args.max_running,
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The errors the tuner raises: one root, a few subclasses, each message ending with what to do next."""
+"""The errors the tuner raises: one root, a few subclasses, messages that say what to do."""
 
 from __future__ import annotations
 

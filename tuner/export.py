@@ -16,7 +16,11 @@ __all__ = ["export_manifests"]
 
 
 def export_manifests(
-    spec: StudySpec, params: dict[str, Any], *, runtime: bool, study_id: str | None = None,
+    spec: StudySpec,
+    params: dict[str, Any],
+    *,
+    runtime: bool,
+    study_id: str | None = None,
     base_runtime: Mapping[str, Any] | None = None,
 ) -> str:
     """The manifests that serve ``params`` in production, as the study measured them.
@@ -42,7 +46,7 @@ def export_manifests(
         )
     from tuner.backends._ome import OmeBackend
 
-    backend = OmeBackend(spec, study_id=study_id or spec.name,
-                         workdir=Path(tempfile.gettempdir()))
-    return backend.export_manifests(spec.server_config(params), runtime=runtime,
-                                    base_runtime=base_runtime)
+    backend = OmeBackend(spec, study_id=study_id or spec.name, workdir=Path(tempfile.gettempdir()))
+    return backend.export_manifests(
+        spec.server_config(params), runtime=runtime, base_runtime=base_runtime
+    )

@@ -61,9 +61,18 @@ class EstimateBackend(Backend):
     def describe(self, config: dict[str, object]) -> str:
         # What the estimate stands for: the real server with these flags.
         model = self.spec.model
-        return shlex.join(["python", "-m", "sglang.launch_server", "--model-path",
-                           model.model_path, "--served-model-name", model.name,
-                           *serverargs.to_argv(config)])
+        return shlex.join(
+            [
+                "python",
+                "-m",
+                "sglang.launch_server",
+                "--model-path",
+                model.model_path,
+                "--served-model-name",
+                model.name,
+                *serverargs.to_argv(config),
+            ]
+        )
 
     def alive(self, deployment: Deployment) -> str | None:
         return None

@@ -76,10 +76,17 @@ _POLL_MAX_S = 2.0
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 # lastFailureInfo reasons that a wait cannot cure: the model is not coming, or the spec is wrong.
 # (BaseModelNotReady is left out: the model agent may still be downloading the weights.)
-_FATAL_FAILURES = frozenset({
-    "BaseModelNotFound", "ModelLoadFailed", "RuntimeUnhealthy", "RuntimeDisabled",
-    "NoSupportingRuntime", "RuntimeNotRecognized", "InvalidPredictorSpec",
-})
+_FATAL_FAILURES = frozenset(
+    {
+        "BaseModelNotFound",
+        "ModelLoadFailed",
+        "RuntimeUnhealthy",
+        "RuntimeDisabled",
+        "NoSupportingRuntime",
+        "RuntimeNotRecognized",
+        "InvalidPredictorSpec",
+    }
+)
 # Warning events after which the reconcile only retries the same thing: fail the trial now.
 _FATAL_EVENTS = frozenset({"RuntimeValidationError", "InvalidSpec"})
 # Container waiting reasons that never clear without a change to the manifest.
@@ -206,7 +213,10 @@ class OmeBackend(Backend):
         return self.render(config, trial_id=DRY_RUN_TRIAL)
 
     def export_manifests(
-        self, config: Mapping[str, object], *, runtime: bool,
+        self,
+        config: Mapping[str, object],
+        *,
+        runtime: bool,
         base_runtime: Mapping[str, Any] | None = None,
     ) -> str:
         """The winning configuration as manifests to apply.
@@ -232,8 +242,11 @@ class OmeBackend(Backend):
         variables = self.runtime_variables(config, base)
         # The flags and the image now live in the runtime.
         isvc["runtime"], isvc["args"], isvc["image"] = variables["name"], [], None
-        return (_render("cluster_serving_runtime.yaml.j2", variables) + "---\n"
-                + _render("inference_service.yaml.j2", isvc))
+        return (
+            _render("cluster_serving_runtime.yaml.j2", variables)
+            + "---\n"
+            + _render("inference_service.yaml.j2", isvc)
+        )
 
     def runtime_variables(
         self, config: Mapping[str, object], base: Mapping[str, Any]
@@ -265,10 +278,15 @@ class OmeBackend(Backend):
         return RuntimeVariables(
             name=f"{base_name}-{_k8s_name(self.spec.name)}"[:253].rstrip("-."),
             labels={STUDY_LABEL: _label_value(self.study_id)},
-            annotations={"autotuner.ome.io/base-runtime": base_name,
-                         "autotuner.ome.io/flags": json.dumps(dict(config), sort_keys=True)},
-            base_spec=spec, base_engine=engine, base_runner=runner,
-            command=base_command + self.flags(config), resources=resources,
+            annotations={
+                "autotuner.ome.io/base-runtime": base_name,
+                "autotuner.ome.io/flags": json.dumps(dict(config), sort_keys=True),
+            },
+            base_spec=spec,
+            base_engine=engine,
+            base_runner=runner,
+            command=base_command + self.flags(config),
+            resources=resources,
         )
 
     def base_runtime(self) -> dict[str, Any]:
@@ -282,14 +300,20 @@ class OmeBackend(Backend):
         custom = k8s.CustomObjectsApi(self._client())
         name, namespace = self.backend.runtime, self.backend.namespace
         try:
-            return cast(dict[str, Any], custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "servingruntimes", name))
+            return cast(
+                dict[str, Any],
+                custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "servingruntimes", name
+                ),
+            )
         except ApiException as e:
             if e.status not in (403, 404):
                 raise _api_error(e, f"read ServingRuntime {namespace}/{name}") from e
         try:
-            return cast(dict[str, Any], custom.get_cluster_custom_object(
-                GROUP, VERSION, "clusterservingruntimes", name))
+            return cast(
+                dict[str, Any],
+                custom.get_cluster_custom_object(GROUP, VERSION, "clusterservingruntimes", name),
+            )
         except ApiException as e:
             raise _api_error(e, f"read ClusterServingRuntime {name}") from e
 
@@ -308,10 +332,14 @@ class OmeBackend(Backend):
         """
         core = k8s.CoreV1Api(self._client())
         nodes = _items(self._call("list nodes", core.list_node, _preload_content=False))
-        pods = _items(self._call(
-            "list pods", core.list_pod_for_all_namespaces,
-            field_selector="status.phase!=Succeeded,status.phase!=Failed",
-            _preload_content=False))
+        pods = _items(
+            self._call(
+                "list pods",
+                core.list_pod_for_all_namespaces,
+                field_selector="status.phase!=Succeeded,status.phase!=Failed",
+                _preload_content=False,
+            )
+        )
         keys = model_label_keys(self.backend.base_model, self.backend.namespace)
         free: dict[str, int] = {}
         for node in nodes:
@@ -333,7 +361,9 @@ class OmeBackend(Backend):
                 f"no Ready, schedulable node labelled {keys[0]}=Ready has a free {GPU_KEY} "
                 f"(free per node: {free or 'no such node'}); check the model with `kubectl get "
                 f"clusterbasemodel {self.backend.base_model}` and the GPUs with `kubectl "
-                "describe nodes`", reason="startup")
+                "describe nodes`",
+                reason="startup",
+            )
         return total
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -349,21 +379,32 @@ class OmeBackend(Backend):
         custom = k8s.CustomObjectsApi(self._client())
         namespace = self.backend.namespace
         try:
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                   "inferenceservices", body)
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "inferenceservices", body
+            )
         except ApiException as e:
             if e.status != 409:
                 raise _api_error(e, f"create InferenceService {namespace}/{name}") from e
             # A retried trial: never patch a live isvc (its old pod would keep serving).
             logger.warning("InferenceService %s exists from an earlier attempt; recreating", name)
             self.teardown(name)
-            self._call(f"create InferenceService {namespace}/{name}",
-                       custom.create_namespaced_custom_object, GROUP, VERSION, namespace,
-                       "inferenceservices", body)
+            self._call(
+                f"create InferenceService {namespace}/{name}",
+                custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                "inferenceservices",
+                body,
+            )
         logger.info("created InferenceService %s/%s", namespace, name)
-        return Deployment(name=name, endpoint=self._endpoint(name),
-                          served_model=self.spec.model.name, labels=body["metadata"]["labels"],
-                          config=dict(config))
+        return Deployment(
+            name=name,
+            endpoint=self._endpoint(name),
+            served_model=self.spec.model.name,
+            labels=body["metadata"]["labels"],
+            config=dict(config),
+        )
 
     def wait_ready(self, deployment: Deployment, timeout_s: float) -> None:
         """Wait for the ``Ready`` condition and ``status.url``, then for ``/health``.
@@ -382,13 +423,19 @@ class OmeBackend(Backend):
         seen: set[str] = set()
         while True:
             try:
-                isvc = cast(dict[str, Any], custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "inferenceservices", name))
+                isvc = cast(
+                    dict[str, Any],
+                    custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "inferenceservices", name
+                    ),
+                )
             except ApiException as e:
                 if e.status == 404:
-                    raise BackendError(f"InferenceService {namespace}/{name} was deleted while "
-                                       "it started; was the study stopped?",
-                                       reason="startup") from e
+                    raise BackendError(
+                        f"InferenceService {namespace}/{name} was deleted while "
+                        "it started; was the study stopped?",
+                        reason="startup",
+                    ) from e
                 raise _api_error(e, f"read InferenceService {namespace}/{name}") from e
             status = isvc.get("status") or {}
             if _is_ready(status) and status.get("url"):
@@ -399,13 +446,16 @@ class OmeBackend(Backend):
                 message, reason = problem
                 raise BackendError(
                     f"InferenceService {namespace}/{name} failed: {message}"
-                    f"{_events_text(warnings)}; {_kubectl_hint(namespace, name)}", reason=reason)
+                    f"{_events_text(warnings)}; {_kubectl_hint(namespace, name)}",
+                    reason=reason,
+                )
             if poll.expired:
                 raise DeployTimeoutError(
                     f"InferenceService {namespace}/{name} was not Ready after {timeout_s:g} s "
                     f"({_state_text(status)}){_events_text(warnings)}; raise "
                     f"backend.startup_timeout_s if it was still loading, else "
-                    f"{_kubectl_hint(namespace, name)}")
+                    f"{_kubectl_hint(namespace, name)}"
+                )
             poll.sleep()
 
     def teardown(self, name: str) -> None:
@@ -425,9 +475,15 @@ class OmeBackend(Backend):
         self._delete("inferenceservices", name)
         poll = _Poll(self.backend.teardown_timeout_s)
         while True:
-            pods = _items(self._call("list pods", core.list_namespaced_pod, namespace,
-                                     label_selector=f"{ISVC_LABEL}={name}",
-                                     _preload_content=False))
+            pods = _items(
+                self._call(
+                    "list pods",
+                    core.list_namespaced_pod,
+                    namespace,
+                    label_selector=f"{ISVC_LABEL}={name}",
+                    _preload_content=False,
+                )
+            )
             if not pods and not self._exists("inferenceservices", name):
                 logger.info("InferenceService %s/%s and its pods are gone", namespace, name)
                 return
@@ -437,21 +493,28 @@ class OmeBackend(Backend):
                     f"InferenceService {namespace}/{name} was deleted but {left} still "
                     f"existed after {self.backend.teardown_timeout_s:g} s, so its GPUs are "
                     "not free; is the OME controller running? Check `kubectl get pods -n "
-                    f"{namespace} -l {ISVC_LABEL}={name}`", reason="timeout")
+                    f"{namespace} -l {ISVC_LABEL}={name}`",
+                    reason="timeout",
+                )
             poll.sleep()
 
     def sweep(self) -> list[str]:
         """Tear down every InferenceService labelled with this study."""
         custom = k8s.CustomObjectsApi(self._client())
-        found = self._call("list InferenceServices", custom.list_namespaced_custom_object,
-                           GROUP, VERSION, self.backend.namespace, "inferenceservices",
-                           label_selector=f"{STUDY_LABEL}={_label_value(self.study_id)}")
+        found = self._call(
+            "list InferenceServices",
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.backend.namespace,
+            "inferenceservices",
+            label_selector=f"{STUDY_LABEL}={_label_value(self.study_id)}",
+        )
         names = [item["metadata"]["name"] for item in found.get("items", [])]
         for name in names:
             self.teardown(name)
         if self.backend.benchmark_job is not None:  # jobs whose isvc went first
-            self._delete_labelled("benchmarkjobs",
-                                  f"{STUDY_LABEL}={_label_value(self.study_id)}")
+            self._delete_labelled("benchmarkjobs", f"{STUDY_LABEL}={_label_value(self.study_id)}")
         return names
 
     # --- measuring with BenchmarkJobs ----------------------------------------------------
@@ -472,12 +535,16 @@ class OmeBackend(Backend):
         name = deployment.name[: 63 - len(suffix)].rstrip("-") + suffix
         workload = self.spec.workload
         return BenchmarkJobVariables(
-            name=name, namespace=self.backend.namespace,
+            name=name,
+            namespace=self.backend.namespace,
             labels={**deployment.labels, DEPLOYMENT_LABEL: deployment.name},
-            isvc=deployment.name, scenario=scenario, concurrency=concurrency,
+            isvc=deployment.name,
+            scenario=scenario,
+            concurrency=concurrency,
             max_minutes=-(-workload.max_seconds_per_level // 60),
             max_requests=workload.max_requests_per_level,
-            output_uri=f"pvc://{job.pvc}/{self._results_subpath()}", folder=name,
+            output_uri=f"pvc://{job.pvc}/{self._results_subpath()}",
+            folder=name,
             image=job.image,
         )
 
@@ -485,8 +552,10 @@ class OmeBackend(Backend):
         self, deployment: Deployment, *, scenario: str, concurrency: int
     ) -> str:
         """The BenchmarkJob YAML that measures one level, exactly as ``measure`` creates it."""
-        return _render("benchmark_job.yaml.j2", self.benchmark_job_variables(
-            deployment, scenario=scenario, concurrency=concurrency))
+        return _render(
+            "benchmark_job.yaml.j2",
+            self.benchmark_job_variables(deployment, scenario=scenario, concurrency=concurrency),
+        )
 
     def measure(
         self, deployment: Deployment, *, scenario: str, concurrency: int, out_dir: Path
@@ -503,22 +572,31 @@ class OmeBackend(Backend):
         """
         job = self.backend.benchmark_job
         if job is None:
-            return super().measure(deployment, scenario=scenario, concurrency=concurrency,
-                                   out_dir=out_dir)
-        variables = self.benchmark_job_variables(deployment, scenario=scenario,
-                                                 concurrency=concurrency)
+            return super().measure(
+                deployment, scenario=scenario, concurrency=concurrency, out_dir=out_dir
+            )
+        variables = self.benchmark_job_variables(
+            deployment, scenario=scenario, concurrency=concurrency
+        )
         name, namespace = variables["name"], variables["namespace"]
-        body = yaml.safe_load(self.render_benchmark_job(deployment, scenario=scenario,
-                                                        concurrency=concurrency))
+        body = yaml.safe_load(
+            self.render_benchmark_job(deployment, scenario=scenario, concurrency=concurrency)
+        )
         results_dir = Path(job.mount_path) / self._results_subpath() / variables["folder"]
         shutil.rmtree(results_dir, ignore_errors=True)  # a rerun must not read an old result
         custom = k8s.CustomObjectsApi(self._client())
         try:
             self._delete("benchmarkjobs", name)  # a BenchmarkJob runs once: recreate to rerun
             self._wait_gone("benchmarkjobs", name)
-            self._call(f"create BenchmarkJob {namespace}/{name}",
-                       custom.create_namespaced_custom_object, GROUP, VERSION, namespace,
-                       "benchmarkjobs", body)
+            self._call(
+                f"create BenchmarkJob {namespace}/{name}",
+                custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                "benchmarkjobs",
+                body,
+            )
             try:
                 self._wait_benchmark(name, variables["max_minutes"] * 60 + job.timeout_s)
             finally:
@@ -530,11 +608,14 @@ class OmeBackend(Backend):
             raise BenchmarkError(
                 f"BenchmarkJob {namespace}/{name} completed but left no result in "
                 f"{results_dir}; check that {job.mount_path} mounts PVC {job.pvc} here, and "
-                f"see `kubectl logs -n {namespace} -l job-name={name}`")
+                f"see `kubectl logs -n {namespace} -l job-name={name}`"
+            )
         data = json.loads(results[-1].read_text())
-        return LevelMetrics.from_genai_bench(data["aggregated_metrics"],
-                                             time_unit=data.get("_time_unit", "s"),
-                                             time_scale=deployment.time_scale)
+        return LevelMetrics.from_genai_bench(
+            data["aggregated_metrics"],
+            time_unit=data.get("_time_unit", "s"),
+            time_scale=deployment.time_scale,
+        )
 
     def _wait_benchmark(self, name: str, timeout_s: float) -> None:
         """Wait for the BenchmarkJob to complete.
@@ -546,9 +627,15 @@ class OmeBackend(Backend):
         namespace = self.backend.namespace
         poll = _Poll(timeout_s)
         while True:
-            job = self._call(f"read BenchmarkJob {namespace}/{name}",
-                             custom.get_namespaced_custom_object, GROUP, VERSION, namespace,
-                             "benchmarkjobs", name)
+            job = self._call(
+                f"read BenchmarkJob {namespace}/{name}",
+                custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                "benchmarkjobs",
+                name,
+            )
             status = job.get("status") or {}
             state = str(status.get("state") or "Pending")
             if state == "Completed":
@@ -557,12 +644,14 @@ class OmeBackend(Backend):
                 raise BenchmarkError(
                     f"BenchmarkJob {namespace}/{name} failed: "
                     f"{status.get('failureMessage') or 'no message'}; see `kubectl logs -n "
-                    f"{namespace} -l job-name={name}`")
+                    f"{namespace} -l job-name={name}`"
+                )
             if poll.expired:
                 raise BenchmarkError(
                     f"BenchmarkJob {namespace}/{name} was still {state} after {timeout_s:g} s; "
                     f"see `kubectl describe benchmarkjob -n {namespace} {name}` or raise "
-                    "backend.benchmark_job.timeout_s")
+                    "backend.benchmark_job.timeout_s"
+                )
             poll.sleep()
 
     def _results_subpath(self) -> str:
@@ -596,17 +685,24 @@ class OmeBackend(Backend):
                 raise BackendError(
                     f"InferenceService {deployment.name} serves at {url}, not at its Service "
                     f"{service}; set backend.in_cluster: false to reach that URL through a "
-                    "relay", reason="startup")
+                    "relay",
+                    reason="startup",
+                )
             if port != self.backend.port:
                 raise BackendError(
                     f"InferenceService {deployment.name} serves at {url}, not on port "
-                    f"{self.backend.port}; set backend.port: {port}", reason="startup")
+                    f"{self.backend.port}; set backend.port: {port}",
+                    reason="startup",
+                )
         else:
             with self._lock:
                 relay = self._relays.get(deployment.name)
             if relay is None:
-                raise BackendError(f"no relay for {deployment.name} in this process: "
-                                   "wait_ready must run where deploy ran", reason="startup")
+                raise BackendError(
+                    f"no relay for {deployment.name} in this process: "
+                    "wait_ready must run where deploy ran",
+                    reason="startup",
+                )
             forward = self.backend.port_forward
             if forward is None:
                 forward = not _reachable(parts.hostname or "", port)
@@ -614,26 +710,38 @@ class OmeBackend(Backend):
                 relay.target(functools.partial(self._port_forward, deployment.name, port))
                 logger.info("reaching %s through a port-forward", deployment.name)
             else:
-                relay.target(functools.partial(socket.create_connection,
-                                               (parts.hostname, port), 10))
+                relay.target(
+                    functools.partial(socket.create_connection, (parts.hostname, port), 10)
+                )
         while problem := genai.probe(deployment.endpoint, timeout_s=10):
             if poll.expired:
                 raise DeployTimeoutError(
                     f"InferenceService {deployment.name} is Ready but {problem}; check the "
-                    f"network path to {url}, or set backend.port_forward")
+                    f"network path to {url}, or set backend.port_forward"
+                )
             poll.sleep()
 
     def _port_forward(self, name: str, port: int) -> socket.socket:
         """A socket to ``port`` of a running engine pod of the isvc, through the API server."""
         core = k8s.CoreV1Api(self._client())
-        pods = _items(self._call("list pods", core.list_namespaced_pod, self.backend.namespace,
-                                 label_selector=f"{ISVC_LABEL}={name}",
-                                 field_selector="status.phase=Running", _preload_content=False))
+        pods = _items(
+            self._call(
+                "list pods",
+                core.list_namespaced_pod,
+                self.backend.namespace,
+                label_selector=f"{ISVC_LABEL}={name}",
+                field_selector="status.phase=Running",
+                _preload_content=False,
+            )
+        )
         if not pods:
             raise OSError(f"no running pod of InferenceService {name} to port-forward to")
-        forward = portforward(core.connect_get_namespaced_pod_portforward,
-                              pods[0]["metadata"]["name"], self.backend.namespace,
-                              ports=str(port))
+        forward = portforward(
+            core.connect_get_namespaced_pod_portforward,
+            pods[0]["metadata"]["name"],
+            self.backend.namespace,
+            ports=str(port),
+        )
         remote: socket.socket = forward.socket(port)
         remote.setblocking(True)
         return remote
@@ -643,17 +751,29 @@ class OmeBackend(Backend):
     def _pod_failure(self, name: str) -> tuple[str, str] | None:
         """Why the isvc's engine container cannot start, when that is already certain."""
         core = k8s.CoreV1Api(self._client())
-        pods = _items(self._call("list pods", core.list_namespaced_pod, self.backend.namespace,
-                                 label_selector=f"{ISVC_LABEL}={name}", _preload_content=False))
+        pods = _items(
+            self._call(
+                "list pods",
+                core.list_namespaced_pod,
+                self.backend.namespace,
+                label_selector=f"{ISVC_LABEL}={name}",
+                _preload_content=False,
+            )
+        )
         for pod in pods:
             for status in (pod.get("status") or {}).get("containerStatuses") or []:
                 waiting = (status.get("state") or {}).get("waiting") or {}
-                ended = ((status.get("state") or {}).get("terminated")
-                         or (status.get("lastState") or {}).get("terminated") or {})
+                ended = (
+                    (status.get("state") or {}).get("terminated")
+                    or (status.get("lastState") or {}).get("terminated")
+                    or {}
+                )
                 if ended and (ended.get("reason") == "OOMKilled" or ended.get("exitCode")):
-                    text = (f"container {status.get('name')} exited with code "
-                            f"{ended.get('exitCode')} ({ended.get('reason') or 'Error'}): "
-                            f"{(ended.get('message') or '').strip()[-500:]}")
+                    text = (
+                        f"container {status.get('name')} exited with code "
+                        f"{ended.get('exitCode')} ({ended.get('reason') or 'Error'}): "
+                        f"{(ended.get('message') or '').strip()[-500:]}"
+                    )
                     return text, _reason_class(text)
                 if waiting.get("reason") in _FATAL_WAITING:
                     return f"{waiting['reason']}: {waiting.get('message', '')}", "startup"
@@ -662,8 +782,14 @@ class OmeBackend(Backend):
     def _warnings(self, name: str, seen: set[str]) -> list[str]:
         """Warning events of the isvc and its pods, oldest first; logs the new ones."""
         core = k8s.CoreV1Api(self._client())
-        events = _items(self._call("list events", core.list_namespaced_event,
-                                   self.backend.namespace, _preload_content=False))
+        events = _items(
+            self._call(
+                "list events",
+                core.list_namespaced_event,
+                self.backend.namespace,
+                _preload_content=False,
+            )
+        )
         found: list[tuple[str, str, str]] = []
         for event in events:
             involved = event.get("involvedObject") or {}
@@ -683,8 +809,9 @@ class OmeBackend(Backend):
     def _exists(self, plural: str, name: str) -> bool:
         custom = k8s.CustomObjectsApi(self._client())
         try:
-            custom.get_namespaced_custom_object(GROUP, VERSION, self.backend.namespace, plural,
-                                                name)
+            custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.backend.namespace, plural, name
+            )
         except ApiException as e:
             if e.status == 404:
                 return False
@@ -694,17 +821,29 @@ class OmeBackend(Backend):
     def _delete(self, plural: str, name: str) -> None:
         custom = k8s.CustomObjectsApi(self._client())
         try:
-            custom.delete_namespaced_custom_object(GROUP, VERSION, self.backend.namespace,
-                                                   plural, name,
-                                                   propagation_policy="Background")
+            custom.delete_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.backend.namespace,
+                plural,
+                name,
+                propagation_policy="Background",
+            )
         except ApiException as e:
             if e.status != 404:
                 raise _api_error(e, f"delete {plural} {self.backend.namespace}/{name}") from e
 
     def _delete_labelled(self, plural: str, selector: str) -> None:
         custom = k8s.CustomObjectsApi(self._client())
-        found = self._call(f"list {plural}", custom.list_namespaced_custom_object, GROUP,
-                           VERSION, self.backend.namespace, plural, label_selector=selector)
+        found = self._call(
+            f"list {plural}",
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.backend.namespace,
+            plural,
+            label_selector=selector,
+        )
         for item in found.get("items", []):
             self._delete(plural, item["metadata"]["name"])
 
@@ -712,9 +851,12 @@ class OmeBackend(Backend):
         poll = _Poll(self.backend.teardown_timeout_s)
         while self._exists(plural, name):
             if poll.expired:
-                raise BackendError(f"{plural} {self.backend.namespace}/{name} was not deleted "
-                                   f"in {self.backend.teardown_timeout_s:g} s; is the OME "
-                                   "controller running?", reason="timeout")
+                raise BackendError(
+                    f"{plural} {self.backend.namespace}/{name} was not deleted "
+                    f"in {self.backend.teardown_timeout_s:g} s; is the OME "
+                    "controller running?",
+                    reason="timeout",
+                )
             poll.sleep()
 
     # --- the API client ------------------------------------------------------------------
@@ -736,12 +878,14 @@ class OmeBackend(Backend):
                 # KUBECONFIG is read here, not at import time as the client's default does.
                 source = backend.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
                 self._api = k8s_config.new_client_from_config(
-                    config_file=source, context=backend.kube_context, persist_config=False)
+                    config_file=source, context=backend.kube_context, persist_config=False
+                )
         except (k8s_config.ConfigException, OSError) as e:
             raise BackendError(
                 f"cannot load Kubernetes credentials ({e}); set backend.kubeconfig or "
                 "backend.kube_context, or KUBECONFIG, or run the tuner in a pod",
-                reason="startup") from e
+                reason="startup",
+            ) from e
         return self._api
 
     def _call(self, action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -754,7 +898,8 @@ class OmeBackend(Backend):
             raise BackendError(
                 f"cannot reach the Kubernetes API to {action} ({e}); check that the cluster is "
                 "up and backend.kubeconfig / backend.kube_context point at it",
-                reason="startup") from e
+                reason="startup",
+            ) from e
         if isinstance(result, urllib3.BaseHTTPResponse):
             return json.loads(result.data)
         return result
@@ -848,11 +993,17 @@ class _Relay:
 @functools.cache
 def _templates() -> jinja2.Environment:
     if not TEMPLATE_DIR.is_dir():
-        raise BackendError(f"the manifest templates are missing from {TEMPLATE_DIR}; reinstall "
-                           "the tuner from its source tree", reason="startup")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-                             undefined=jinja2.StrictUndefined, autoescape=False,
-                             keep_trailing_newline=True)
+        raise BackendError(
+            f"the manifest templates are missing from {TEMPLATE_DIR}; reinstall "
+            "the tuner from its source tree",
+            reason="startup",
+        )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
     env.filters["q"] = _quote
     env.filters["toyaml"] = _to_yaml
     return env
@@ -964,8 +1115,10 @@ def _pod_gpus(pod: Mapping[str, Any]) -> int:
 
 
 def _is_ready(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in status.get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
 
 
 def _failure(status: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -998,9 +1151,10 @@ def _reason_class(text: str) -> str:
 
 
 def _state_text(status: Mapping[str, Any]) -> str:
-    conditions = [f"{c.get('type')}={c.get('status')}"
-                  + (f" ({c['reason']})" if c.get("reason") else "")
-                  for c in status.get("conditions") or []]
+    conditions = [
+        f"{c.get('type')}={c.get('status')}" + (f" ({c['reason']})" if c.get("reason") else "")
+        for c in status.get("conditions") or []
+    ]
     info = (status.get("modelStatus") or {}).get("lastFailureInfo") or {}
     if info:
         conditions.append(f"lastFailureInfo {info.get('reason')}: {info.get('message', '')}")
@@ -1012,8 +1166,10 @@ def _events_text(warnings: list[str]) -> str:
 
 
 def _kubectl_hint(namespace: str, name: str) -> str:
-    return (f"see `kubectl describe inferenceservice -n {namespace} {name}` and `kubectl logs "
-            f"-n {namespace} -l {ISVC_LABEL}={name}`")
+    return (
+        f"see `kubectl describe inferenceservice -n {namespace} {name}` and `kubectl logs "
+        f"-n {namespace} -l {ISVC_LABEL}={name}`"
+    )
 
 
 def _api_error(error: ApiException, action: str) -> BackendError:
@@ -1028,5 +1184,7 @@ def _api_error(error: ApiException, action: str) -> BackendError:
         404: "check that the namespace exists and OME's CRDs are installed",
         422: "the manifest was rejected; see it with `autotuner render`",
     }.get(error.status or 0, "retry, or check the API server's health")
-    return BackendError(f"the Kubernetes API refused to {action} (HTTP {error.status}: "
-                        f"{message}); {hint}", reason="startup")
+    return BackendError(
+        f"the Kubernetes API refused to {action} (HTTP {error.status}: {message}); {hint}",
+        reason="startup",
+    )

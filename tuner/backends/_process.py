@@ -201,6 +201,7 @@ class ProcessBackend(Backend):
             return self._tagged().get(name)
         return process if _tags(process).get(DEPLOYMENT_TAG) == name else None
 
+
 def _tags(process: psutil.Process) -> dict[str, str]:
     try:
         env = process.environ()

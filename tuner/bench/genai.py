@@ -1,4 +1,4 @@
-"""genai-bench as a subprocess: one fresh result folder per trial and level, parsed from its JSON."""
+"""genai-bench as a subprocess: a fresh result folder per trial and level, parsed from JSON."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading a study spec from YAML or JSON, including the earlier ``inference-autotuner`` task JSON."""
+"""Reading a study spec from YAML or JSON, or from an ``inference-autotuner`` task JSON."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def _fields_at(loc: list[str]) -> list[str]:
                 _parts.LocalBackendSpec,
                 _parts.OmeBackendSpec,
             ]
-            return sorted({name for m in members for name in m.model_fields})
+            return sorted({name for m in members for name in m.model_fields})  # type: ignore[attr-defined]
     return list(model.model_fields) if model else []
 
 
@@ -142,8 +142,10 @@ def from_prototype_task(task: dict[str, Any]) -> dict[str, Any]:
         key = name.replace("-", "_")
         key = _PROTOTYPE_NAMES.get(key, key)
         if key in space:
-            raise SpecError(f"parameters.{name}: names the same flag as another parameter "
-                            f"({key}); keep one of them")
+            raise SpecError(
+                f"parameters.{name}: names the same flag as another parameter "
+                f"({key}); keep one of them"
+            )
         space[key] = values.get("values") if isinstance(values, dict) else values
     if backend["kind"] == "local":  # the prototype ran one server at a time on enough GPUs
         backend["gpus"] = max([int(v) for v in space.get("tp_size", [1])], default=1)

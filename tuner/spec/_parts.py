@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,9 +31,9 @@ __all__ = [
 ]
 
 GpuType = Literal["H100", "H200", "A100-80G", "A100-40G", "L40S"]
-GPU_TYPES: tuple[str, ...] = GpuType.__args__
+GPU_TYPES: tuple[str, ...] = typing.get_args(GpuType)
 
-# A genai-bench traffic scenario: D(in,out), N(mi,si)/(mo,so), U(min,max)/(min,max) or U(max_in,max_out).
+# A genai-bench traffic scenario: D(in,out), N(mi,si)/(mo,so), U(min,max)/(min,max), U(in,out).
 _NUM = r"\d+(?:\.\d+)?"
 _SCENARIO = re.compile(
     rf"^(D\(\d+,\d+\)|N\({_NUM},{_NUM}\)/\({_NUM},{_NUM}\)|U\(\d+,\d+\)(/\(\d+,\d+\))?)$"

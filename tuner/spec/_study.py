@@ -153,7 +153,7 @@ class StudySpec(BaseModel):
                 raise ValueError(f"space.{name}: a range needs a numeric flag; list the values")
             if flag.kind == "int" and not spec.is_int:
                 raise ValueError(f"space.{name}: an integer flag needs an int range")
-            ends = [spec.low, spec.high]
+            ends: list[object] = [spec.low, spec.high]
         else:
             if not spec:
                 raise ValueError(f"space.{name}: give at least one value")
@@ -223,12 +223,12 @@ class StudySpec(BaseModel):
     def grid(self) -> Iterator[dict[str, object]]:
         """Every grid point that meets the constraints, in a stable order."""
         names = sorted(self.space)
-        axes = []
+        axes: list[list[object]] = []
         for name in names:
             spec = self.space[name]
-            axes.append(spec.points() if isinstance(spec, RangeSpec) else list(spec))
+            axes.append(list(spec.points() or []) if isinstance(spec, RangeSpec) else list(spec))
         for combo in itertools.product(*axes):
-            config = dict(zip(names, combo, strict=True))
+            config: dict[str, object] = dict(zip(names, combo, strict=True))
             if self.allows(config):
                 yield config
 
