@@ -208,8 +208,8 @@ async def study_events(
     last_event_id: Annotated[str | None, Header(description="Set by EventSource on "
                                                 "reconnect; wins over `after`.")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: `study_started`, `trial_started`, `level_measured`,
-    `trial_finished`, `trial_failed`, `study_finished`.
+    """Server-sent events: `study_started`, `trial_pending`, `trial_started`,
+    `level_measured`, `trial_finished`, `trial_failed`, `study_finished`.
 
     Each event's `id` is its sequence number and its `data` the stored event as JSON
     (`seq`, `study_id`, `at`, `kind`, `trial_id`, `data`). Resume with `Last-Event-ID` or

@@ -74,7 +74,8 @@ def test_trials_run_in_parallel_within_the_gpus_and_failures_do_not_stop_it(
         ray_pool: int, tmp_path: Path) -> None:
     spec = small_spec("bounded", {"mem_fraction_static": [0.1, 0.85], "tp_size": [1, 2]},
                       gpus=3)
-    result = run_study(spec, store=open_store(tmp_path / "s.db"))
+    store = open_store(tmp_path / "s.db")
+    result = run_study(spec, store=store)
     trials = result.trials
     assert result.study.state == StudyState.COMPLETED
     assert len(trials) == 4
@@ -91,6 +92,11 @@ def test_trials_run_in_parallel_within_the_gpus_and_failures_do_not_stop_it(
     assert overlaps, "with 3 GPUs, a 1-GPU and a 2-GPU trial should run together"
     assert result.best is not None and result.best.state == TrialState.COMPLETED
     assert servers_of(result.study.study_id) == []
+    # Each trial is announced while its server deploys, before it is reported started.
+    kinds = [(e.trial_id, e.kind) for e in store.events(result.study.study_id)]
+    for trial in trials:
+        pending = kinds.index((trial.trial_id, "trial_pending"))
+        assert pending < kinds.index((trial.trial_id, "trial_started"))
 
 
 def test_a_stopped_study_leaves_nothing_running(ray_pool: int, tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ class StoreCallback(Callback):
         self._mode = mode
         self._confirms = dict(confirms or {})
         self._early_stops = early_stops if early_stops is not None else {}
+        self._announced: set[str] = set()
 
     def _record(self, trial: Trial) -> TrialRecord:
         record = self._store.get_trial(self._study_id, trial.trial_id)
@@ -66,6 +67,25 @@ class StoreCallback(Callback):
                 (tid for tid, params in self._confirms.items() if params == trial.config), None
             ),
         )
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        # Tune reports a trial as started only once its actor's setup (the deploy, minutes on
+        # a cluster) is done; record it as pending as soon as it exists, so users see it.
+        for trial in trials:
+            if trial.trial_id in self._announced or trial.status != Trial.PENDING:
+                continue
+            self._announced.add(trial.trial_id)
+            if self._store.get_trial(self._study_id, trial.trial_id) is not None:
+                continue  # a resumed study's trial: its record stays as it is
+            record = self._record(trial)
+            self._store.upsert_trial(record)
+            self._store.add_event(
+                self._study_id,
+                "trial_pending",
+                trial.trial_id,
+                {"number": record.number, "params": record.params, "gpus": record.gpus,
+                 "confirms": record.confirms},
+            )
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
