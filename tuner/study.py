@@ -222,6 +222,10 @@ def run_study(
         store.set_study_state(study_id, StudyState.FAILED, str(e))
         raise
     swept = backend.sweep()
+    if resume:  # trials the dead driver announced but never started are not trials
+        for trial in store.list_trials(study_id):
+            if trial.state == TrialState.PENDING and trial.started_at is None:
+                store.delete_trial(study_id, trial.trial_id)
     store.set_study_state(study_id, StudyState.RUNNING)
     store.add_event(study_id, "study_started", data={"resumed": resume, "swept": swept})
     message = None
@@ -288,15 +292,20 @@ def _search_tuner(
         )
     mode = objective.direction(spec.objective)
     capacity = backend.gpu_capacity()
-    finished = sum(
-        1 for t in store.list_trials(study_id) if t.state.is_finished() and t.confirms is None
-    )
+    # Resuming without Tune's saved state: the searcher starts again, minus what was measured.
+    measured = [
+        t.params
+        for t in store.list_trials(study_id)
+        if t.state.is_finished() and t.confirms is None
+    ]
+    finished = len(measured)
     searcher = make_searcher(
         spec,
         capacity=capacity,
         metric=OBJECTIVE_KEY,
         mode=mode,
         prescreen=_prescreen(spec, capacity, store, study_id, workdir),
+        measured=measured,
     )
     # Early stopping ranks trials by the score alone; with a Pareto front, a trial that
     # cannot win on throughput may still hold the best latency.

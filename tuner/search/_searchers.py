@@ -78,6 +78,11 @@ class ListSearcher(_PicklingSearcher):
     ) -> None:
         return None
 
+    def skip(self, measured: list[dict[str, Any]]) -> None:
+        """Never propose these configs (a resumed study measured them already)."""
+        done = {config_key(c) for c in measured}
+        self._points = [p for p in self._points if config_key(p) not in done]
+
 
 class OptunaSearcher(_PicklingSearcher):
     """Optuna ask/tell behind Ray Tune: TPE for bayes, uniform sampling for random.
@@ -115,6 +120,12 @@ class OptunaSearcher(_PicklingSearcher):
             self._seen.update(config_key(self._space.sampled_part(c)) for c in prescreen.dropped)
         self._study = self._new_study([])
         self._fallback = self._new_fallback()
+
+    def skip(self, measured: list[dict[str, Any]]) -> None:
+        """Never propose these configs (a resumed study measured them already)."""
+        done = {config_key(self._space.sampled_part(c)) for c in measured}
+        self._seen.update(done)
+        self._queue = [c for c in self._queue if config_key(c) not in done]
 
     @property
     def study(self) -> optuna.Study:
@@ -258,10 +269,15 @@ def make_searcher(
     metric: str,
     mode: str,
     prescreen: Prescreen | None = None,
+    measured: list[dict[str, Any]] | None = None,
 ) -> Searcher:
-    """The searcher ``spec.search.algorithm`` names, seeded by a pre-screen if one ran.
+    """The searcher ``spec.search.algorithm`` names, seeded by a pre-screen if one ran, and
+    never proposing the ``measured`` configs (those a resumed study finished already).
 
     Raises:
         SpecError: ``search.derived`` does not fit the space (see :class:`Space`).
     """
-    return SEARCHERS[spec.search.algorithm](spec, capacity, metric, mode, prescreen=prescreen)
+    searcher = SEARCHERS[spec.search.algorithm](spec, capacity, metric, mode, prescreen=prescreen)
+    if measured:
+        searcher.skip(measured)
+    return searcher

@@ -215,6 +215,11 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE studies SET best_trial_id=? WHERE study_id=?", (trial_id, study_id))
 
+    def delete_trial(self, study_id: str, trial_id: str) -> None:
+        """Remove one trial (one that never started: it holds no measurement)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM trials WHERE study_id=? AND trial_id=?", (study_id, trial_id))
+
     def get_trial(self, study_id: str, trial_id: str) -> TrialRecord | None:
         """One trial, or None."""
         row = (

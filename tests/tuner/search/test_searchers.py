@@ -239,3 +239,18 @@ def test_a_trial_stopped_below_the_top_of_its_ladder_teaches_nothing() -> None:
     searcher.suggest("a")
     searcher.on_trial_complete("a", {"objective": 40.0, "slo_excess": -0.3, "done": True})
     assert {t.state for t in searcher.study.trials} == {optuna.trial.TrialState.FAIL}
+
+
+@pytest.mark.parametrize("algorithm", ["grid", "bayes"])
+def test_a_resumed_search_skips_what_was_measured(algorithm: str) -> None:
+    spec = make_spec(algorithm)
+    measured = list(spec.grid())[:5]
+    searcher = make_searcher(spec, capacity=2, metric="objective", mode="max",
+                             measured=measured)
+    proposed = []
+    while isinstance(config := searcher.suggest(str(len(proposed))), dict):
+        proposed.append(config)
+        searcher.on_trial_complete(str(len(proposed) - 1), {"objective": 1.0})
+    keys = {tuple(sorted(c.items())) for c in proposed}
+    assert not keys & {tuple(sorted(c.items())) for c in measured}
+    assert len(proposed) == len(list(spec.grid())) - 5
