@@ -8,6 +8,7 @@ even when the trial actor that started it is gone.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -27,6 +28,7 @@ from tuner.exceptions import BackendError, DeployTimeoutError
 
 __all__ = ["ProcessBackend", "failure_reason"]
 
+logger = logging.getLogger(__name__)
 STUDY_TAG = "AUTOTUNER_STUDY"
 DEPLOYMENT_TAG = "AUTOTUNER_DEPLOYMENT"
 _OOM = re.compile(r"out of memory|not enough memory|\bOOM\b", re.IGNORECASE)
@@ -92,9 +94,23 @@ class ProcessBackend(Backend):
         self.teardown(name)  # a retried trial must not find its old server on the way
         port = _free_port()
         log_path = self._servers_dir() / f"{name}.log"
+        log_path.write_bytes(b"")
+        endpoint = f"http://127.0.0.1:{port}"
+        self._spawn(name, self.argv(config, port), log_path, endpoint)
+        return Deployment(
+            name=name,
+            endpoint=endpoint,
+            served_model=self.spec.model.name,
+            time_scale=self.time_scale(),
+            log_path=str(log_path),
+            labels={"study": self.study_id, "trial": trial_id},
+            config=config,
+        )
+
+    def _spawn(self, name: str, argv: list[str], log_path: Path, endpoint: str) -> None:
+        """Start a server in its own session, tagged, its output appended to ``log_path``."""
         env = {**os.environ, STUDY_TAG: self.study_id, DEPLOYMENT_TAG: name}
-        argv = self.argv(config, port)
-        with log_path.open("wb") as log:
+        with log_path.open("ab") as log:
             log.write(f"$ {shlex.join(argv)}\n".encode())
             log.flush()
             try:
@@ -113,29 +129,33 @@ class ProcessBackend(Backend):
                     log_path=str(log_path),
                 ) from e
         _CHILDREN[name] = process
-        endpoint = f"http://127.0.0.1:{port}"
         (self._servers_dir() / f"{name}.json").write_text(
-            json.dumps({"pid": process.pid, "endpoint": endpoint})
-        )
-        return Deployment(
-            name=name,
-            endpoint=endpoint,
-            served_model=self.spec.model.name,
-            time_scale=self.time_scale(),
-            log_path=str(log_path),
-            labels={"study": self.study_id, "trial": trial_id},
-            config=config,
+            json.dumps({"pid": process.pid, "endpoint": endpoint, "argv": argv})
         )
 
     def wait_ready(self, deployment: Deployment, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        process = self._process(deployment.name)
+        respawned = False
         while time.monotonic() < deadline:
+            process = self._process(deployment.name)
             if not _running(process):
                 log = _read(deployment.log_path)
+                child = _CHILDREN.get(deployment.name)
+                code = child.poll() if child is not None else None
+                # Killed before it wrote a word (seen under heavy load): not the server's
+                # verdict on its flags, so start it once more before calling the trial failed.
+                if not respawned and _silent(log) and (code is None or code < 0):
+                    respawned = True
+                    logger.warning(
+                        "server %s died silently (exit %s); starting it again",
+                        deployment.name,
+                        code,
+                    )
+                    self._respawn(deployment)
+                    continue
                 raise BackendError(
-                    f"server {deployment.name} exited while starting: {_last_error(log)}; "
-                    f"full log: {deployment.log_path}",
+                    f"server {deployment.name} exited (status {code}) while starting: "
+                    f"{_last_error(log)}; full log: {deployment.log_path}",
                     reason=failure_reason(log),
                     log_path=deployment.log_path,
                 )
@@ -149,6 +169,16 @@ class ProcessBackend(Backend):
             f"server {deployment.name} was not healthy after {timeout_s:.0f} s; raise "
             f"backend.startup_timeout_s or read {deployment.log_path}",
             log_path=deployment.log_path,
+        )
+
+    def _respawn(self, deployment: Deployment) -> None:
+        record = json.loads((self._servers_dir() / f"{deployment.name}.json").read_text())
+        child = _CHILDREN.pop(deployment.name, None)
+        if child is not None:
+            child.wait()
+        assert deployment.log_path is not None
+        self._spawn(
+            deployment.name, record["argv"], Path(deployment.log_path), deployment.endpoint
         )
 
     def alive(self, deployment: Deployment) -> str | None:
@@ -248,6 +278,11 @@ def _read(path: str | None) -> str:
         return Path(path).read_text(errors="replace") if path else ""
     except OSError:
         return ""
+
+
+def _silent(log: str) -> bool:
+    """Whether a server log holds nothing but the commands that started it."""
+    return all(line.startswith("$ ") for line in log.splitlines() if line.strip())
 
 
 def _last_error(log: str) -> str:

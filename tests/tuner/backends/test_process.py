@@ -7,6 +7,7 @@ with a reason.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -120,3 +121,18 @@ def test_estimate_backend_predicts_and_fails_like_the_server(tmp_path: Path) -> 
 
 def test_the_python_that_starts_servers_is_this_one(tmp_path: Path) -> None:
     assert backend_for("local", tmp_path).describe({}).startswith(sys.executable)
+
+
+def test_a_server_killed_before_it_spoke_is_started_once_more(tmp_path: Path) -> None:
+    import signal
+
+    backend = backend_for("twin", tmp_path)
+    deployment = backend.deploy(backend.spec.server_config({}), trial_id="t1")
+    first = json.loads((backend.workdir / "servers" / f"{deployment.name}.json").read_text())
+    os.kill(first["pid"], signal.SIGKILL)  # before the interpreter has even imported twin
+    try:
+        backend.wait_ready(deployment, timeout_s=60)
+        second = json.loads((backend.workdir / "servers" / f"{deployment.name}.json").read_text())
+        assert second["pid"] != first["pid"] and backend.alive(deployment) is None
+    finally:
+        backend.teardown(deployment.name)
