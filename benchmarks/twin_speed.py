@@ -14,44 +14,18 @@ import argparse
 import pathlib
 import sys
 import time
-from typing import Any
 
-import twin
-from tests.twin import support
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run as a script
 
-MODEL = "Llama-3.1-8B-Instruct"
-LEVELS = (4, 16)
+from tests.twin import support  # noqa: E402
+
 KEYS = ("throughput", "ttft", "tpot")
-
-
-def _summary(metrics: dict[str, Any]) -> dict[str, float]:
-    stats = metrics["stats"]
-    return {
-        "throughput": float(metrics["mean_output_throughput_tokens_per_s"]),
-        "ttft": float(stats["ttft"]["mean"]),
-        "tpot": float(stats["tpot"]["mean"]),
-    }
 
 
 def measure(time_scale: float) -> tuple[dict[int, dict[str, float]], float]:
     """Runs the quickstart workload against a twin; returns metrics and wall seconds."""
     start = time.monotonic()
-    with support.running_twin(
-        "--model-path", MODEL, "--time-scale", str(time_scale), "--log-level", "warning"
-    ) as url:
-        results = {
-            c: _summary(
-                support.closed_loop(
-                    url,
-                    concurrency=c,
-                    requests=40,
-                    input_len=256,
-                    output_len=128,
-                    time_scale=time_scale,
-                )
-            )
-            for c in LEVELS
-        }
+    results = support.measure_quickstart(time_scale)
     return results, time.monotonic() - start
 
 
@@ -61,14 +35,7 @@ def main() -> int:
     parser.add_argument("--write", type=pathlib.Path, help="save the markdown report here")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0])
     args = parser.parse_args()
-    estimated = {
-        c: _summary(
-            twin.estimate(
-                {"model_path": MODEL}, scenario="D(256,128)", concurrency=c, max_requests=40
-            )["aggregated_metrics"]
-        )
-        for c in LEVELS
-    }
+    estimated = support.estimate_quickstart()
     runs = {scale: measure(scale) for scale in args.scales}
     reference = runs[min(runs)][0]
     lines = [
@@ -77,7 +44,7 @@ def main() -> int:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scale, (results, wall) in runs.items():
-        for c in LEVELS:
+        for c in support.QUICKSTART_LEVELS:
             got = results[c]
             vs_real = max(abs(got[k] / reference[c][k] - 1) for k in KEYS)
             vs_est = max(abs(got[k] / estimated[c][k] - 1) for k in KEYS)
@@ -86,7 +53,7 @@ def main() -> int:
                 f"{got['ttft'] * 1e3:.2f} | {got['tpot'] * 1e3:.3f} | {vs_real:.1%} | "
                 f"{vs_est:.1%} |"
             )
-    for c in LEVELS:
+    for c in support.QUICKSTART_LEVELS:
         est = estimated[c]
         lines.append(
             f"| estimator | - | {c} | {est['throughput']:.0f} | {est['ttft'] * 1e3:.2f} | "

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 import numpy as np
@@ -183,3 +184,62 @@ def closed_loop(
         num_output=data[:, 3],
         error_codes={},
     )
+
+
+# The quickstart's workload, measured by the time-scale test and by benchmarks/twin_speed.py.
+QUICKSTART_MODEL = "Llama-3.1-8B-Instruct"
+QUICKSTART_LEVELS = (4, 16)
+QUICKSTART_SCENARIO = "D(256,128)"
+QUICKSTART_REQUESTS = 40
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, float]:
+    """Output throughput, mean TTFT and mean TPOT of genai-bench-shaped metrics."""
+    stats = metrics["stats"]
+    return {
+        "throughput": float(metrics["mean_output_throughput_tokens_per_s"]),
+        "ttft": float(stats["ttft"]["mean"]),
+        "tpot": float(stats["tpot"]["mean"]),
+    }
+
+
+def measure_quickstart(time_scale: float) -> dict[int, dict[str, float]]:
+    """The quickstart workload against a twin server at ``time_scale``, per concurrency."""
+    with running_twin(
+        "--model-path",
+        QUICKSTART_MODEL,
+        "--time-scale",
+        str(time_scale),
+        "--log-level",
+        "warning",
+    ) as url:
+        return {
+            c: summary(
+                closed_loop(
+                    url,
+                    concurrency=c,
+                    requests=QUICKSTART_REQUESTS,
+                    input_len=256,
+                    output_len=128,
+                    time_scale=time_scale,
+                )
+            )
+            for c in QUICKSTART_LEVELS
+        }
+
+
+def estimate_quickstart() -> dict[int, dict[str, float]]:
+    """The twin estimator's prediction of the quickstart workload, per concurrency."""
+    import twin
+
+    return {
+        c: summary(
+            twin.estimate(
+                {"model_path": QUICKSTART_MODEL},
+                scenario=QUICKSTART_SCENARIO,
+                concurrency=c,
+                max_requests=QUICKSTART_REQUESTS,
+            )["aggregated_metrics"]
+        )
+        for c in QUICKSTART_LEVELS
+    }

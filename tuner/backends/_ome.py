@@ -724,16 +724,7 @@ class OmeBackend(Backend):
     def _port_forward(self, name: str, port: int) -> socket.socket:
         """A socket to ``port`` of a running engine pod of the isvc, through the API server."""
         core = k8s.CoreV1Api(self._client())
-        pods = _items(
-            self._call(
-                "list pods",
-                core.list_namespaced_pod,
-                self.backend.namespace,
-                label_selector=f"{ISVC_LABEL}={name}",
-                field_selector="status.phase=Running",
-                _preload_content=False,
-            )
-        )
+        pods = self._engine_pods(name, running_only=True)
         if not pods:
             raise OSError(f"no running pod of InferenceService {name} to port-forward to")
         forward = portforward(
@@ -748,18 +739,23 @@ class OmeBackend(Backend):
 
     # --- reading state -------------------------------------------------------------------
 
-    def _pod_failure(self, name: str) -> tuple[str, str] | None:
-        """Why the isvc's engine container cannot start, when that is already certain."""
+    def _engine_pods(self, name: str, *, running_only: bool = False) -> list[dict[str, Any]]:
+        """The pods of an InferenceService (only the Running ones, if asked)."""
         core = k8s.CoreV1Api(self._client())
-        pods = _items(
+        return _items(
             self._call(
                 "list pods",
                 core.list_namespaced_pod,
                 self.backend.namespace,
                 label_selector=f"{ISVC_LABEL}={name}",
+                field_selector="status.phase=Running" if running_only else None,
                 _preload_content=False,
             )
         )
+
+    def _pod_failure(self, name: str) -> tuple[str, str] | None:
+        """Why the isvc's engine container cannot start, when that is already certain."""
+        pods = self._engine_pods(name)
         for pod in pods:
             for status in (pod.get("status") or {}).get("containerStatuses") or []:
                 waiting = (status.get("state") or {}).get("waiting") or {}

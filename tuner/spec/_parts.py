@@ -45,6 +45,11 @@ _PATH_TEXT = r"^[A-Za-z0-9./_][A-Za-z0-9._:/@+-]{0,499}$"
 _K8S_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
+def _did_you_mean(name: str, known: typing.Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -293,11 +298,9 @@ class ObjectiveSpec(_Part):
     @classmethod
     def _pareto_is_a_latency(cls, metric: str | None) -> str | None:
         if metric is not None and metric not in LATENCY_METRICS:
-            close = difflib.get_close_matches(metric, LATENCY_METRICS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ValueError(
-                f"'{metric}' is not a latency metric{hint}; use one such as tpot_p99_ms "
-                "or ttft_p90_ms, or null for a single-objective study"
+                f"'{metric}' is not a latency metric{_did_you_mean(metric, LATENCY_METRICS)}; "
+                "use one such as tpot_p99_ms or ttft_p90_ms, or null for a single-objective study"
             )
         return metric
 
@@ -306,12 +309,9 @@ class ObjectiveSpec(_Part):
     def _metric_known(cls, metric: str) -> str:
         known = ("goodput", *THROUGHPUT_METRICS, *LATENCY_METRICS, "error_rate")
         if metric not in known:
-            close = difflib.get_close_matches(metric, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ValueError(
-                f"'{metric}' is not a level metric{hint}; use goodput, "
-                "a throughput such as output_throughput, or a latency such as "
-                "ttft_p99_ms"
+                f"'{metric}' is not a level metric{_did_you_mean(metric, known)}; use goodput, "
+                "a throughput such as output_throughput, or a latency such as ttft_p99_ms"
             )
         return metric
 

@@ -83,8 +83,12 @@ class StoreCallback(Callback):
                 self._study_id,
                 "trial_pending",
                 trial.trial_id,
-                {"number": record.number, "params": record.params, "gpus": record.gpus,
-                 "confirms": record.confirms},
+                {
+                    "number": record.number,
+                    "params": record.params,
+                    "gpus": record.gpus,
+                    "confirms": record.confirms,
+                },
             )
 
     def on_trial_start(
