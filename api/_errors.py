@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuner.exceptions import (
     DuplicateStudyError,
@@ -18,7 +20,8 @@ from tuner.exceptions import (
     TunerError,
 )
 
-__all__ = ["AuthError", "NoBestTrialError", "StudyBusyError", "error_body", "install_handlers",
+__all__ = ["AuthError", "BodyTooLargeError", "InsecureServiceError", "NoBestTrialError",
+           "StudyBusyError", "UnsupportedMediaTypeError", "error_body", "install_handlers",
            "status_of"]
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,18 @@ logger = logging.getLogger(__name__)
 
 class AuthError(TunerError):
     """The request carries no valid bearer token."""
+
+
+class UnsupportedMediaTypeError(TunerError):
+    """The request body comes with a content type the route does not read."""
+
+
+class BodyTooLargeError(TunerError):
+    """The request body is larger than any study spec can be."""
+
+
+class InsecureServiceError(TunerError):
+    """The service would listen beyond this host with no token."""
 
 
 class StudyBusyError(StoreError):
@@ -64,6 +79,10 @@ def status_of(error: TunerError) -> int:
         return 409
     if isinstance(error, AuthError):
         return 401
+    if isinstance(error, BodyTooLargeError):
+        return 413
+    if isinstance(error, UnsupportedMediaTypeError):
+        return 415
     return 500
 
 
@@ -99,12 +118,40 @@ def install_handlers(app: FastAPI) -> None:
                              "message": f"the request is invalid: {lines}", "errors": errors},
                             status_code=422)
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("%s %s crashed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"error": type(exc).__name__,
-                             "message": f"internal error: {exc}; see the service log"},
-                            status_code=500)
-
     app.add_exception_handler(TunerError, tuner_error)
     app.add_exception_handler(RequestValidationError, request_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(_CatchAll)
+
+
+class _CatchAll:
+    """Answer an unexpected error with a JSON 500 and keep the connection.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes
+    the connection, so one bad request would cost every client on it its keep-alive.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            logger.exception("%s %s crashed", scope.get("method"), scope.get("path"))
+            if started:  # part of the answer is out: only closing can tell the client
+                raise
+            body = json.dumps({"error": type(exc).__name__,
+                               "message": f"internal error: {exc}; see the service log"})
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body.encode()})

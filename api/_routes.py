@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
@@ -10,11 +11,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Cookie, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from api._errors import AuthError, NoBestTrialError
+from api._errors import (
+    AuthError,
+    BodyTooLargeError,
+    NoBestTrialError,
+    UnsupportedMediaTypeError,
+)
 from api._events import EventHub
 from api._manager import StudyManager
 from api._views import BestConfig, StudyView, best_config, study_spec, study_view, trials_csv
@@ -22,7 +28,13 @@ from tuner.exceptions import SpecError, TunerError
 from tuner.spec import StudySpec, spec_from_dict
 from tuner.store import EventRecord, StudyRecord, TrialRecord
 
-__all__ = ["Service", "router"]
+__all__ = ["SESSION_COOKIE", "Service", "router"]
+
+# A spec is a few KiB; 1 MiB leaves room for long descriptions and lists, and bounds what
+# one request can make the service parse.
+MAX_BODY_BYTES = 1 << 20
+# The cookie POST /api/session sets, for clients that cannot send headers (EventSource).
+SESSION_COOKIE = "autotuner_session"
 
 
 @dataclass
@@ -46,6 +58,19 @@ class Service:
         if not self.token:
             return True
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def session_value(self) -> str:
+        """What the session cookie holds: derived from the token, so the cookie never shows
+        the token itself, and void as soon as the service runs with another token."""
+        assert self.token
+        return hmac.new(self.token.encode(), b"autotuner-session", hashlib.sha256).hexdigest()
+
+    def check_session(self, given: str | None) -> bool:
+        """Whether ``given`` is a session cookie of this service (always True without auth)."""
+        if not self.token:
+            return True
+        return given is not None and hmac.compare_digest(given.encode(),
+                                                         self.session_value().encode())
 
     def view(self, record: StudyRecord) -> StudyView:
         """A study record with progress and best trial."""
@@ -79,21 +104,28 @@ def _service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(_service)]
 
 
-def require_token(service: ServiceDep,
+def require_token(request: Request, service: ServiceDep,
                   authorization: Annotated[str | None, Header()] = None,
-                  token: Annotated[str | None, Query(
-                      description="The bearer token, for clients that cannot set headers "
-                      "(EventSource).")] = None) -> None:
-    """Refuse the request unless it carries the service's token (when one is set)."""
+                  session: Annotated[str | None, Cookie(
+                      alias=SESSION_COOKIE, description="Set by `POST /api/session`, for "
+                      "clients that cannot send headers (EventSource).")] = None) -> None:
+    """Refuse the request unless it carries the service's token (when one is set).
+
+    The token is read from the ``Authorization`` header, or proven by the session cookie;
+    never from the URL, which proxies, browsers and access logs keep.
+    """
     if not service.token:
         return
-    given = token
+    given = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
         given = value.strip() if scheme.lower() == "bearer" else None
-    if not service.check_token(given):
-        raise AuthError("a valid bearer token is required: send 'Authorization: Bearer <token>' "
-                        "(the AUTOTUNER_TOKEN the service was started with)")
+    if service.check_token(given) or (given is None and service.check_session(session)):
+        return
+    hint = (" (a token in the URL is never accepted: URLs end up in logs)"
+            if "token" in request.query_params else "")
+    raise AuthError("a valid bearer token is required: send 'Authorization: Bearer <token>' "
+                    f"(the AUTOTUNER_TOKEN the service was started with){hint}")
 
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -114,6 +146,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+@router.post("/session", status_code=204, summary="Start a cookie session",
+             responses=_ERRORS)
+def start_session(request: Request, service: ServiceDep) -> Response:
+    """Set an HttpOnly, SameSite=Strict cookie that stands for the bearer token, for clients
+    that cannot send an `Authorization` header on later calls (a browser's `EventSource`).
+
+    Call it with the token in the header; `DELETE /api/session` ends the session.
+    """
+    response = Response(status_code=204)
+    if service.token:
+        response.set_cookie(SESSION_COOKIE, service.session_value(), httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https",
+                            path="/api")
+    return response
+
+
+@router.delete("/session", status_code=204, summary="End the cookie session",
+               responses=_ERRORS)
+def end_session() -> Response:
+    """Clear the session cookie."""
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/api", httponly=True, samesite="strict")
+    return response
+
+
 @router.get("/health", summary="Service health")
 def health(service: ServiceDep) -> dict[str, Any]:
     """Whether the service is up, and where its store is."""
@@ -131,29 +188,76 @@ def list_studies(service: ServiceDep) -> list[StudyView]:
 
 @router.post("/studies", status_code=201, summary="Create a study and queue it",
              openapi_extra=_SPEC_BODY,
-             responses={**_ERRORS, 422: {"description": "The spec is invalid; `errors` lists "
-                                         "each bad field path with its reason."}})
+             responses={**_ERRORS,
+                        413: {"description": "The body is larger than 1 MiB."},
+                        415: {"description": "The body is neither `application/json` nor "
+                              "YAML (`application/yaml`)."},
+                        422: {"description": "The spec is invalid; `errors` lists "
+                              "each bad field path with its reason."}})
 async def create_study(request: Request, service: ServiceDep) -> StudyView:
     """Validate the body as a `StudySpec`, record the study, and queue it to run.
 
     The study starts when fewer than the service's limit of studies are running; its trials
     share the service's GPU pool with every other study.
     """
-    spec = _parse_spec(await request.body(), request.headers.get("content-type", ""))
+    kind = _body_kind(request.headers.get("content-type", ""))
+    body = await _read_body(request, MAX_BODY_BYTES)
+    # Validation can take a second (a grid of 100,000 points): never on the event loop.
+    spec = await run_in_threadpool(_parse_spec, body, kind)
     record = await run_in_threadpool(service.manager.submit, spec)
     return await run_in_threadpool(service.view, record)
 
 
-def _parse_spec(body: bytes, content_type: str) -> StudySpec:
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+def _body_kind(content_type: str) -> str:
+    """``json`` or ``yaml`` by the media type; anything else is refused, so that a form or a
+    cross-site ``text/plain`` POST (which browsers send without asking) is never read."""
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and
+                                       media.endswith("+json")):
+        return "json"
+    if media in _YAML_TYPES:
+        return "yaml"
+    raise UnsupportedMediaTypeError(
+        f"the body's content type is {media or 'missing'}; send the spec as "
+        "'Content-Type: application/json' (or YAML as 'application/yaml')")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is over ``limit`` bytes (without reading the rest)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(_too_large(limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(_too_large(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return (f"the body is over {limit // 1024} KiB; a study spec is a few KiB: "
+            "list fewer values, or use ranges")
+
+
+def _parse_spec(body: bytes, kind: str) -> StudySpec:
     if not body.strip():
         raise SpecError("the request body is empty; send a study spec as JSON",
                         [("body", "a study spec is required")])
+    name = kind.upper()
     try:
-        data = yaml.safe_load(body) if "yaml" in content_type else json.loads(body)
+        data = yaml.safe_load(body) if kind == "yaml" else json.loads(body)
     except (ValueError, yaml.YAMLError) as e:
-        kind = "YAML" if "yaml" in content_type else "JSON"
-        raise SpecError(f"the request body is not valid {kind}: {e}",
-                        [("body", f"not valid {kind}")]) from e
+        raise SpecError(f"the request body is not valid {name}: {e}",
+                        [("body", f"not valid {name}")]) from e
+    except RecursionError as e:  # [[[[... nested deeper than the parser's stack
+        raise SpecError(f"the request body nests too deeply to be a study spec ({name})",
+                        [("body", "nested too deeply")]) from e
     return spec_from_dict(data, source="the request body")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +17,12 @@ from tuner.store import StudyRecord, StudyState, TrialRecord
 __all__ = ["BestConfig", "StudyView", "best_config", "planned_trials", "study_spec", "study_view",
            "trials_csv"]
 
-_SPECS: dict[str, StudySpec] = {}
+# A study's spec never changes, but validating one can take a second (a large grid is
+# enumerated): parse each once, and keep its planned trial count for good.
+_SPECS: OrderedDict[str, StudySpec] = OrderedDict()
+_MAX_SPECS = 256
+_PLANNED: dict[tuple[str, str], int | None] = {}
+_LOCK = threading.Lock()
 
 
 class StudyView(StudyRecord):
@@ -44,13 +51,21 @@ class BestConfig(BaseModel):
 
 
 def study_spec(record: StudyRecord) -> StudySpec:
-    """The validated spec of a stored study (cached: a study's spec never changes)."""
-    spec = _SPECS.get(record.study_id)
-    if spec is None or spec.name != record.name:
-        spec = spec_from_dict(record.spec, source=f"study {record.study_id}")
-        if len(_SPECS) > 1000:
-            _SPECS.clear()
+    """The validated spec of a stored study (cached: a study's spec never changes).
+
+    Raises:
+        SpecError: the stored spec no longer validates (written by an older version).
+    """
+    with _LOCK:
+        spec = _SPECS.get(record.study_id)
+        if spec is not None and spec.name == record.name:
+            _SPECS.move_to_end(record.study_id)
+            return spec
+    spec = spec_from_dict(record.spec, source=f"study {record.study_id}")
+    with _LOCK:
         _SPECS[record.study_id] = spec
+        while len(_SPECS) > _MAX_SPECS:
+            _SPECS.popitem(last=False)
     return spec
 
 
@@ -64,16 +79,26 @@ def planned_trials(spec: StudySpec) -> int:
 def study_view(record: StudyRecord, best: TrialRecord | None, *, active: bool,
                starting: bool = False) -> StudyView:
     """``record`` with its progress and best trial."""
-    try:
-        max_trials = max(planned_trials(study_spec(record)), record.n_trials)
-    except ValueError:  # a spec from an older version that no longer validates
-        max_trials = max(record.n_trials, 1)
+    max_trials = max(_planned(record) or 1, record.n_trials)
     done = record.state == StudyState.COMPLETED
     progress = 1.0 if done else min(1.0, record.n_finished / max(max_trials, 1))
     status = "starting" if starting and record.state == StudyState.QUEUED else \
         record.state.value
     return StudyView(**record.model_dump(), max_trials=max_trials, progress=progress,
                      active=active, status=status, best=best)
+
+
+def _planned(record: StudyRecord) -> int | None:
+    """Planned trials of a study, computed once per study (None: its spec is invalid now)."""
+    key = (record.study_id, record.name)
+    if key not in _PLANNED:
+        try:
+            planned: int | None = planned_trials(study_spec(record))
+        except ValueError:  # a spec from an older version that no longer validates
+            planned = None
+        with _LOCK:
+            _PLANNED[key] = planned
+    return _PLANNED[key]
 
 
 def best_config(record: StudyRecord, trial: TrialRecord, text: str) -> BestConfig:

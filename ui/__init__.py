@@ -31,7 +31,8 @@ def mount(app: FastAPI, service: Service) -> None:
     """Mount the pages on ``app`` at ``/ui`` (once per process: NiceGUI is a singleton).
 
     The session secret comes from ``$AUTOTUNER_STORAGE_SECRET`` (set it to keep logins across
-    restarts), else a random one.
+    restarts), else a random one. The session cookie is HttpOnly and SameSite=Strict: no other
+    site can make a browser use a login (a link from another site opens the login page).
     """
     set_service(service)
     for path, page in (("/", studies_page), ("/new", new_study_page),
@@ -40,4 +41,5 @@ def mount(app: FastAPI, service: Service) -> None:
     secret = os.environ.get("AUTOTUNER_STORAGE_SECRET") or secrets.token_urlsafe(32)
     _nicegui_ui.run_with(app, mount_path=MOUNT_PATH, title="OME Autotuner",
                          storage_secret=secret, show_welcome_message=False,
+                         session_middleware_kwargs={"same_site": "strict"},
                          favicon="🎛️", reconnect_timeout=10.0)

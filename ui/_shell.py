@@ -17,7 +17,7 @@ __all__ = ["STATE_COLORS", "chip_slot", "guard", "header", "service", "set_servi
            "state_chip", "when"]
 
 STATE_COLORS = {"queued": "grey-7", "pending": "grey-7", "starting": "amber-8",
-                "running": "orange-8",
+                "running": "orange-8", "interrupted": "deep-orange-9",
                 "completed": "green-7", "stopped": "blue-grey-6", "failed": "red-7"}
 
 _current: dict[str, Service] = {}
@@ -36,14 +36,12 @@ def service() -> Service:
 def guard(request: Request) -> RedirectResponse | None:
     """None when the visitor may see the page; else a redirect to the login page.
 
-    A valid ``?token=`` is remembered in ``app.storage.user`` (the session).
+    The login page keeps the token in ``app.storage.user``, on the server, under the
+    session's HttpOnly, SameSite=Strict cookie. A token in the URL is never taken: URLs end
+    up in browser history, proxies and access logs.
     """
     svc = service()
     if not svc.token:
-        return None
-    given = request.query_params.get("token")
-    if given and svc.check_token(given):
-        app.storage.user["token"] = given
         return None
     if svc.check_token(app.storage.user.get("token")):
         return None

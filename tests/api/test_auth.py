@@ -40,7 +40,6 @@ def test_the_token_opens_the_api(app: FastAPI) -> None:
     with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         assert client.get("/api/health", headers=headers).status_code == 200
-        assert client.get(f"/api/studies?token={TOKEN}").status_code == 200
         assert client.get("/api/studies/x", headers=headers).status_code == 404
         # the docs stay readable; what they describe still needs the token
         assert client.get("/docs").status_code == 200
@@ -52,3 +51,29 @@ def test_no_token_means_no_auth(make_app: Callable[..., FastAPI],
     monkeypatch.setenv("AUTOTUNER_TOKEN", "")
     with TestClient(make_app()) as client:
         assert client.get("/api/health").status_code == 200
+
+
+def test_the_token_is_never_taken_from_the_url(app: FastAPI) -> None:
+    with TestClient(app) as client:
+        response = client.get(f"/api/studies?token={TOKEN}")
+        assert response.status_code == 401
+        assert "never accepted" in response.json()["message"]
+
+
+def test_a_session_cookie_stands_for_the_token(app: FastAPI) -> None:
+    with TestClient(app) as client:
+        assert client.post("/api/session").status_code == 401
+        response = client.post("/api/session", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 204
+        cookie = response.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/api" in cookie
+        assert TOKEN not in cookie
+        assert client.get("/api/studies").status_code == 200  # the client keeps the cookie
+        assert client.delete("/api/session").status_code == 204
+        assert client.get("/api/studies").status_code == 401
+        client.cookies.set("autotuner_session", "forged")
+        assert client.get("/api/studies").status_code == 401
+        # a wrong header is not rescued by a good cookie
+        client.post("/api/session", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert client.get("/api/studies",
+                          headers={"Authorization": "Bearer wrong"}).status_code == 401

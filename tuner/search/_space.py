@@ -12,7 +12,7 @@ import optuna
 from tuner import serverargs
 from tuner.exceptions import SpecError
 from tuner.spec import RangeSpec, StudySpec
-from tuner.spec._expr import Expression
+from tuner.spec._expr import Expression, ExpressionError
 
 __all__ = ["Space", "config_key"]
 
@@ -20,13 +20,6 @@ __all__ = ["Space", "config_key"]
 def config_key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A hashable identity of a config, whatever the order of its keys."""
     return tuple(sorted(params.items()))
-
-
-class _Formula(Expression):
-    """A constraint expression evaluated for its value (``max_running_requests // 2``)."""
-
-    def value(self, values: Mapping[str, object]) -> Any:
-        return self._eval(self._tree, values)
 
 
 class Space:
@@ -40,14 +33,14 @@ class Space:
     def __init__(self, spec: StudySpec, capacity: int) -> None:
         self.spec = spec
         self.capacity = capacity
-        self._derived: dict[str, _Formula] = {}
+        self._derived: dict[str, Expression] = {}
         known = set(spec.space) | set(spec.fixed) | {"gpus", "tp_size", "dp_size"}
         for name, text in spec.search.derived.items():
             if name in spec.space or name in spec.fixed:
                 raise SpecError(
                     f"search.derived.{name}: also in space or fixed; keep it in one place"
                 )
-            formula = _Formula(text)
+            formula = Expression(text)
             if unknown := formula.names - known:
                 raise SpecError(
                     f"search.derived.{name}: '{text}' names {', '.join(sorted(unknown))}, "
@@ -99,7 +92,7 @@ class Space:
             for name, formula in self._derived.items():
                 try:
                     value = formula.value(values)
-                except ZeroDivisionError:
+                except ExpressionError:  # x / 0 and the like: no config to derive
                     return None
                 if serverargs.FLAGS[name].kind == "int":
                     if not isinstance(value, int | float) or not math.isfinite(value):

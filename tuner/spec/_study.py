@@ -20,7 +20,8 @@ from pydantic import (
 )
 
 from tuner import serverargs
-from tuner.spec._expr import Expression
+from tuner.spec import _limits
+from tuner.spec._expr import Expression, ExpressionError
 from tuner.spec._parts import (
     BackendSpec,
     ModelSpec,
@@ -39,7 +40,8 @@ Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 class RangeSpec(BaseModel):
     """A numeric range to sample from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity would pass every comparison below the wrong way.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     low: StrictInt | StrictFloat = Field(description="Smallest value.")
     high: StrictInt | StrictFloat = Field(description="Largest value.")
@@ -64,13 +66,35 @@ class RangeSpec(BaseModel):
             return self.type == "int"
         return isinstance(self.low, int) and isinstance(self.high, int)
 
+    def size(self) -> float:
+        """How many grid points a stepped range has (``inf`` for a continuous one), computed
+        without listing them."""
+        if self.step is None:
+            return math.inf
+        steps = (self.high - self.low) / self.step
+        return math.floor(steps + 1e-9) + 1 if math.isfinite(steps) else math.inf
+
+    def point(self, index: int) -> float | int:
+        """The ``index``-th grid point of a stepped range (from 0, at ``low``)."""
+        assert self.step is not None
+        value = self.low + index * self.step
+        return int(value) if self.is_int else round(value, 10)
+
     def points(self) -> list[float] | list[int] | None:
-        """The grid points of a stepped range, or None for a continuous one."""
+        """The grid points of a stepped range, or None for a continuous one.
+
+        Raises:
+            ValueError: the range has more than ``MAX_GRID_POINTS`` points.
+        """
         if self.step is None:
             return None
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-        values = [self.low + i * self.step for i in range(count)]
-        return [int(v) for v in values] if self.is_int else [round(v, 10) for v in values]
+        count = self.size()
+        if count > _limits.MAX_GRID_POINTS:
+            raise ValueError(
+                f"a range with {count:g} points; at most {_limits.MAX_GRID_POINTS:,} "
+                "can be listed: raise step"
+            )
+        return [self.point(i) for i in range(int(count))]  # type: ignore[return-value]
 
 
 ParamSpec = list[Scalar] | RangeSpec
@@ -84,7 +108,7 @@ class StudySpec(BaseModel):
     ``inference-autotuner`` task format) or build it in Python.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(
         pattern=_NAME,
@@ -106,13 +130,19 @@ class StudySpec(BaseModel):
     )
     constraints: list[str] = Field(
         default_factory=list,
+        max_length=_limits.MAX_CONSTRAINTS,
         description="Expressions every config must meet, e.g. 'cuda_graph_max_bs <= "
         "max_running_requests'. 'tp_size * dp_size <= gpus' always applies.",
     )
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description="The load.")
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec, description="The score.")
     search: SearchSpec = Field(default_factory=SearchSpec, description="The search.")
-    trial_timeout_s: float = Field(3600, gt=0, description="Seconds one trial may take in all.")
+    trial_timeout_s: float = Field(
+        3600,
+        gt=0,
+        le=_limits.MAX_TRIAL_TIMEOUT_S,
+        description="Seconds one trial may take in all.",
+    )
 
     @model_validator(mode="after")
     def _flags_valid(self) -> StudySpec:
@@ -131,17 +161,18 @@ class StudySpec(BaseModel):
                 raise ValueError(f"fixed.{name}: {problem}")
         for name, spec in self.space.items():
             self._check_param(name, spec)
-        for text in self.constraints:
+        for i, text in enumerate(self.constraints):
             try:
                 unknown = Expression(text).names - self._known_names()
             except ValueError as e:
-                raise ValueError(f"constraints: {e}") from e
+                raise ValueError(f"constraints.{i}: {e}") from e
             if unknown:
                 raise ValueError(
-                    f"constraints: '{text}' names {', '.join(sorted(unknown))}, "
+                    f"constraints.{i}: '{text}' names {', '.join(sorted(unknown))}, "
                     "which is neither a flag in space/fixed nor 'gpus'"
                 )
         self._check_fits()
+        self._check_constraints_evaluate()
         if self.search.algorithm == "grid":
             self._check_grid()
         return self
@@ -157,6 +188,11 @@ class StudySpec(BaseModel):
         else:
             if not spec:
                 raise ValueError(f"space.{name}: give at least one value")
+            if len(spec) > _limits.MAX_LIST_VALUES:
+                raise ValueError(
+                    f"space.{name}: {len(spec):,} values; at most "
+                    f"{_limits.MAX_LIST_VALUES:,}: use a range instead"
+                )
             ends = list(spec)
         for value in ends:
             if problem := serverargs.check_value(name, value):
@@ -188,13 +224,84 @@ class StudySpec(BaseModel):
             return [int(spec.low), int(spec.high)]
         return [int(v) for v in spec]  # type: ignore[arg-type]
 
+    def _check_constraints_evaluate(self) -> None:
+        """Evaluate every constraint on a few configs of the space, so that ``x / 0`` or
+        ``'a' < x`` is a spec error now, not a failed study later."""
+        if not self.constraints:
+            return
+        gpus = self.backend.gpus if self.backend.gpus is not None else 8  # ome: found later
+        for config in itertools.islice(self._probes(), 2_000):
+            values = {"tp_size": 1, "dp_size": 1, **self.fixed, **config, "gpus": gpus}
+            for i, check in enumerate(self._constraints):
+                try:
+                    check(values)
+                except ExpressionError as e:
+                    raise ValueError(f"constraints.{i}: {e}") from e
+
+    def _probes(self) -> Iterator[dict[str, object]]:
+        """The first config, the last, then each value of each flag with the others first."""
+        axes = {name: self._probe_values(spec) for name, spec in self.space.items()}
+        first = {name: values[0] for name, values in axes.items()}
+        yield first
+        yield {name: values[-1] for name, values in axes.items()}
+        for name, values in axes.items():
+            for value in values[1:]:
+                yield {**first, name: value}
+
+    @staticmethod
+    def _probe_values(spec: ParamSpec) -> list[object]:
+        if isinstance(spec, RangeSpec):
+            middle = (spec.low + spec.high) / 2
+            return [spec.low, int(middle) if spec.is_int else middle, spec.high]
+        return list(spec)
+
+    def grid_points(self) -> float:
+        """Points of the grid before constraints (``inf`` with a continuous range), computed
+        without listing them."""
+        return math.prod(
+            spec.size() if isinstance(spec, RangeSpec) else len(spec)
+            for spec in self.space.values()
+        )
+
+    @cached_property
+    def _grid_sizes(self) -> dict[int | None, int]:
+        return {}
+
+    @property
+    def grid_size(self) -> int:
+        """Grid points that meet the constraints.
+
+        Counted once per GPU count (the only part of a spec copied with ``model_copy`` that
+        the count depends on), so views never enumerate a grid again.
+
+        Raises:
+            ExpressionError: a constraint cannot be evaluated at some point.
+        """
+        gpus = self.backend.gpus
+        if gpus not in self._grid_sizes:
+            self._grid_sizes[gpus] = sum(1 for _ in self.grid(strict=True))
+        return self._grid_sizes[gpus]
+
     def _check_grid(self) -> None:
         for name, spec in self.space.items():
             if isinstance(spec, RangeSpec) and spec.step is None:
                 raise ValueError(f"space.{name}: grid search needs a list or a range with a step")
-        size = sum(1 for _ in self.grid())
+        if (points := self.grid_points()) > _limits.MAX_GRID_POINTS:
+            raise ValueError(
+                f"space: the grid has {points:,.0f} points; grid search takes at most "
+                f"{_limits.MAX_GRID_POINTS:,}: drop values or use random or bayes search"
+            )
+        try:
+            size = self.grid_size
+        except ExpressionError as e:
+            raise ValueError(f"{e.args[0]}") from e
         if size == 0:
             raise ValueError("constraints: no point of the grid meets every constraint")
+        if size > _limits.MAX_TRIALS:
+            raise ValueError(
+                f"space: {size:,} grid points meet the constraints; a study runs at most "
+                f"{_limits.MAX_TRIALS:,} trials: drop values or use random or bayes search"
+            )
         if self.search.max_trials is not None and self.search.max_trials < size:
             raise ValueError(
                 f"search.max_trials: the grid has {size} points; raise max_trials "
@@ -212,25 +319,68 @@ class StudySpec(BaseModel):
         merged = {**self.fixed, **config}
         return int(merged.get("tp_size", 1)) * int(merged.get("dp_size", 1))  # type: ignore[call-overload]
 
-    def allows(self, config: dict[str, object], capacity: int | None = None) -> bool:
-        """Whether a config meets every constraint and fits in ``capacity`` GPUs."""
+    def allows(
+        self, config: dict[str, object], capacity: int | None = None, *, strict: bool = False
+    ) -> bool:
+        """Whether a config meets every constraint and fits in ``capacity`` GPUs.
+
+        A constraint that cannot be evaluated for the config (a division by zero the spec's
+        checks did not meet) excludes it, as a derived flag that cannot be computed does;
+        with ``strict`` it raises instead.
+
+        Raises:
+            ExpressionError: with ``strict``, naming the constraint as ``constraints.<i>``.
+        """
         gpus = capacity if capacity is not None else self.backend.gpus
         values = {"tp_size": 1, "dp_size": 1, **self.fixed, **config, "gpus": gpus}
         if gpus is not None and self.gpus_needed(config) > gpus:
             return False
-        return all(check(values) for check in self._constraints)
+        for i, check in enumerate(self._constraints):
+            try:
+                if not check(values):
+                    return False
+            except ExpressionError as e:
+                if strict:
+                    raise ExpressionError(f"constraints.{i}: {e}") from e
+                return False
+        return True
 
-    def grid(self) -> Iterator[dict[str, object]]:
-        """Every grid point that meets the constraints, in a stable order."""
+    def grid(self, *, strict: bool = False) -> Iterator[dict[str, object]]:
+        """Every grid point that meets the constraints, in a stable order.
+
+        Raises:
+            ExpressionError: with ``strict``, a constraint that cannot be evaluated.
+        """
         names = sorted(self.space)
-        axes: list[list[object]] = []
-        for name in names:
-            spec = self.space[name]
-            axes.append(list(spec.points() or []) if isinstance(spec, RangeSpec) else list(spec))
-        for combo in itertools.product(*axes):
-            config: dict[str, object] = dict(zip(names, combo, strict=True))
-            if self.allows(config):
+        # Lazily, by index: a caller may take the first few points of a huge grid.
+        sizes = [self._axis_size(self.space[name]) for name in names]
+        if 0 in sizes:
+            return
+        index = [0] * len(names)
+        while True:
+            config = {name: self._axis_value(self.space[name], i)
+                      for name, i in zip(names, index, strict=True)}
+            if self.allows(config, strict=strict):
                 yield config
+            axis = len(index) - 1  # the odometer: the last flag turns fastest
+            while axis >= 0:
+                index[axis] += 1
+                if index[axis] < sizes[axis]:
+                    break
+                index[axis] = 0
+                axis -= 1
+            if axis < 0:
+                return
+
+    @staticmethod
+    def _axis_size(spec: ParamSpec) -> float:
+        if isinstance(spec, RangeSpec):
+            return 0 if spec.step is None else spec.size()  # continuous: no grid
+        return len(spec)
+
+    @staticmethod
+    def _axis_value(spec: ParamSpec, index: int) -> object:
+        return spec.point(index) if isinstance(spec, RangeSpec) else spec[index]
 
     def check_params(self, params: dict[str, object]) -> None:
         """Check a hand-written parameter set (``autotuner render --params``).
@@ -262,7 +412,7 @@ class StudySpec(BaseModel):
         if self.search.max_trials is not None:
             return self.search.max_trials
         if self.search.algorithm == "grid":
-            return sum(1 for _ in self.grid())
+            return self.grid_size
         return DEFAULT_MAX_TRIALS
 
     def server_config(self, params: dict[str, object]) -> dict[str, object]:
