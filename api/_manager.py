@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tuner
 from api._errors import StudyBusyError
-from tuner.exceptions import StoreError, TunerError
+from tuner.events import EventKind
+from tuner.exceptions import StoreError, StudyRunningError, TunerError
 from tuner.spec import StudySpec, spec_from_dict
-from tuner.store import Store, StudyRecord, StudyState, open_store
+from tuner.store import LEASE_S, Store, StudyRecord, StudyState, open_store
 
 __all__ = ["Driver", "StudyManager"]
 
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # Longest a study waits for the one starting before it to reach its first trial.
 _START_GATE_S = 300.0
+# Events after which the next study may start: a trial runs, or the study ended.
+_STARTED = (EventKind.TRIAL_STARTED, EventKind.STUDY_FINISHED)
 
 
 class Driver:
@@ -34,13 +37,16 @@ class Driver:
         """Record a queued study (see :func:`tuner.create_study`)."""
         return tuner.create_study(spec, store=store)
 
-    def run_study(self, spec: StudySpec, *, store: Store, study_id: str, resume: bool) -> None:
+    def run_study(
+        self, spec: StudySpec, *, store: Store, study_id: str, resume: bool, stop: tuner.StopToken
+    ) -> None:
         """Run a study to its end, blocking (see :func:`tuner.run_study`)."""
-        tuner.run_study(spec, store=store, study_id=study_id, resume=resume)
+        tuner.run_study(spec, store=store, study_id=study_id, resume=resume, stop=stop)
 
-    def request_stop(self, study_id: str) -> None:
-        """Ask a running study to stop (see :func:`tuner.request_stop`)."""
-        tuner.request_stop(study_id)
+    def interrupt_orphans(self, store: Store) -> list[str]:
+        """Mark studies whose driver is gone, sweep their servers (see
+        :func:`tuner.interrupt_orphans`)."""
+        return tuner.interrupt_orphans(store)
 
     def init_ray(self, *, gpus: int, dashboard: bool) -> str | None:
         """Start Ray once for the process; the dashboard URL, if any (see ``tuner.init_ray``)."""
@@ -57,7 +63,7 @@ class _Job:
     spec: StudySpec
     resume: bool
     thread: threading.Thread | None = None
-    stop_wanted: bool = False
+    stop: tuner.StopToken = field(default_factory=tuner.StopToken)
 
 
 class StudyManager:
@@ -69,16 +75,22 @@ class StudyManager:
     queue (in memory) and the state changes the driver cannot make (a study stopped before it
     started, a study whose driver raised). Thread-safe.
 
+    It also watches for studies whose driver is gone (this service killed before, or a CLI
+    run killed meanwhile): at start-up and every ``LEASE_S`` seconds it marks them
+    ``interrupted`` and sweeps their servers; with ``resume_interrupted`` it then resumes them.
+
     Args:
         store_path: the SQLite store.
         gpus: GPU units of the Ray pool the service starts.
         ray_dashboard: start Ray's dashboard (needs the ``ray[default]`` extra).
         max_running: studies that run at the same time; later ones wait, queued.
         driver: the tuner functions to use; tests pass a fake.
+        resume_interrupted: resume the interrupted studies found, instead of offering it.
     """
 
     def __init__(self, store_path: Path, *, gpus: int = 8, ray_dashboard: bool = False,
-                 max_running: int = 2, driver: Driver | None = None) -> None:
+                 max_running: int = 2, driver: Driver | None = None,
+                 resume_interrupted: bool = False) -> None:
         self.store: Store = open_store(store_path)
         self.gpus = gpus
         self.ray_dashboard = ray_dashboard
@@ -94,6 +106,11 @@ class StudyManager:
         self._queue: list[_Job] = []
         self._running: dict[str, _Job] = {}
         self._closed = False
+        self.resume_interrupted = resume_interrupted
+        self._watching = threading.Event()  # set: the orphan watch should end
+        self._recover_queued()
+        self.recovered = threading.Event()  # set once the first orphan watch is done
+        threading.Thread(target=self._watch_orphans, daemon=True, name="orphan-watch").start()
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -133,7 +150,7 @@ class StudyManager:
         return self.store.get_study(record.study_id)
 
     def resume(self, study_id: str) -> StudyRecord:
-        """Queue a stopped, failed or stale queued study to run again; finished trials stay.
+        """Queue a stopped, failed or interrupted study to run again; finished trials stay.
 
         Raises:
             StudyNotFoundError: no such study.
@@ -168,9 +185,7 @@ class StudyManager:
                 return self.store.get_study(study_id)
             job = self._running.get(study_id)
             if job is not None:
-                job.stop_wanted = True
-                threading.Thread(target=self._keep_stopping, args=(job,), daemon=True,
-                                 name=f"stop-{study_id}").start()
+                job.stop.set()
                 return self.store.get_study(study_id)
         record = self.store.get_study(study_id)
         if record.state == StudyState.RUNNING:
@@ -202,6 +217,7 @@ class StudyManager:
             self._closed = True
             self._queue.clear()
             jobs = list(self._running.values())
+        self._watching.set()
         for job in jobs:
             self.stop(job.study_id)
         deadline = time.monotonic() + timeout
@@ -241,11 +257,13 @@ class StudyManager:
             self._start_gate.acquire()
             threading.Thread(target=self._open_gate_when_started, args=(job, gate, after),
                              daemon=True, name=f"gate-{job.study_id}").start()
-            if job.stop_wanted:
+            if job.stop.is_set():
                 self._end_unstarted(job.study_id, StudyState.STOPPED, "stopped before it started")
                 return
             self.driver.run_study(job.spec, store=self.store, study_id=job.study_id,
-                                  resume=job.resume)
+                                  resume=job.resume, stop=job.stop)
+        except StudyRunningError:  # another live process runs it: its state is that one's
+            logger.warning("study %s runs in another process", job.study_id)
         except TunerError as e:
             self._fail(job.study_id, str(e))
         except Exception as e:  # a bug: keep the service up, record it on the study
@@ -264,7 +282,7 @@ class StudyManager:
             deadline = time.monotonic() + _START_GATE_S
             while not ended.wait(0.2) and time.monotonic() < deadline:
                 events = self.store.events(job.study_id, after=after, limit=200)
-                if any(e.kind in ("trial_started", "study_finished") for e in events):
+                if any(e.kind in _STARTED for e in events):
                     break
                 after = events[-1].seq if events else after
         except StoreError:
@@ -314,36 +332,41 @@ class StudyManager:
         ready.set()
         self._forever.wait()  # keep this thread, and so Ray, alive until the process ends
 
-    def _keep_stopping(self, job: _Job) -> None:
-        # request_stop until the thread ends: a request made while the driver is still
-        # starting up (before it clears old requests) would otherwise be lost.
-        while job.thread is not None and job.thread.is_alive():
-            self.driver.request_stop(job.study_id)
-            job.thread.join(0.5)
+    def _recover_queued(self) -> None:
+        """Studies queued in a service that is gone are interrupted: nothing will run them."""
+        for record in self.store.list_studies():
+            if record.state == StudyState.QUEUED:
+                self.store.set_study_state(record.study_id, StudyState.INTERRUPTED,
+                                           "queued in a service that stopped; resume it")
+
+    def _watch_orphans(self) -> None:
+        first = True
+        while first or not self._watching.wait(LEASE_S):
+            try:
+                found = self.driver.interrupt_orphans(self.store)
+                if self.resume_interrupted:
+                    for study_id in found:
+                        self.resume(study_id)
+            except TunerError:
+                logger.exception("cannot look for interrupted studies")
+            finally:
+                if first:
+                    first = False
+                    self.recovered.set()
+        self.store.close()
 
     def _end_unstarted(self, study_id: str, state: StudyState, message: str) -> None:
         try:
-            record = self.store.get_study(study_id)
-            if record.state.is_finished():
-                return
-            self.store.set_study_state(study_id, state, message)
-            self.store.add_event(study_id, "study_finished", data={
-                "state": state.value, "best_trial_id": record.best_trial_id,
-                "best_score": None, "message": message})
+            if not self.store.get_study(study_id).state.is_finished():
+                tuner.finish_study(self.store, study_id, state, message)
         except StoreError:
             logger.exception("cannot record the end of study %s", study_id)
 
     def _fail(self, study_id: str, message: str) -> None:
+        """A study whose driver raised: record the failure, unless the driver did."""
         try:
-            record = self.store.get_study(study_id)
+            state = self.store.get_study(study_id).state
+            if not state.is_finished() and state != StudyState.RUNNING:
+                tuner.finish_study(self.store, study_id, StudyState.FAILED, message)
         except StoreError:
-            return
-        if record.state.is_finished():
-            # the driver recorded the failure itself; add the closing event if it did not
-            last = self.store.events(study_id, after=0, limit=1_000_000)
-            if last and last[-1].kind == "study_finished":
-                return
-        self.store.set_study_state(study_id, StudyState.FAILED, message)
-        self.store.add_event(study_id, "study_finished", data={
-            "state": StudyState.FAILED.value, "best_trial_id": record.best_trial_id,
-            "best_score": None, "message": message})
+            logger.exception("cannot record the failure of study %s", study_id)

@@ -25,6 +25,7 @@ _STATE_STYLE = {
     TrialState.STOPPED: "yellow",
     TrialState.RUNNING: "cyan",
     TrialState.PENDING: "dim",
+    TrialState.INTERRUPTED: "magenta",
 }
 
 
@@ -40,8 +41,8 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
     table.add_column("#", justify="right")
     for name in names:
         table.add_column(name)
-    for column in ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "reason"):
-        table.add_column(column, justify="right" if column != "reason" else "left")
+    for column in ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "node", "reason"):
+        table.add_column(column, justify="left" if column in ("node", "reason") else "right")
     numbers = {t.trial_id: t.number for t in trials}
     for trial in trials:
         level = objective.best_level(trial.levels, spec.objective) or {}
@@ -59,6 +60,7 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
             str(level.get("concurrency", "-")),
             _num(level.get("ttft_p99_ms")),
             _num(level.get("tpot_p99_ms")),
+            trial.node_ip or "-",
             reason + (f": {trial.message[:60]}" if trial.message else ""),
         )
     return table

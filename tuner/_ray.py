@@ -7,7 +7,7 @@ import os
 
 from tuner.exceptions import NotSupportedError
 
-__all__ = ["GPU_RESOURCE", "init_ray", "pool_size"]
+__all__ = ["GPU_RESOURCE", "init_ray"]
 
 GPU_RESOURCE = "autotuner_gpu"
 _DASHBOARD: dict[str, str | None] = {}
@@ -44,7 +44,9 @@ def init_ray(*, gpus: int, address: str | None = None, dashboard: bool = False) 
         if address:
             context = ray.init(address=address, **options)
         else:
+            # "local": a new instance, never one another program started on this host.
             context = ray.init(
+                address="local",
                 num_cpus=max(2, os.cpu_count() or 2),
                 resources={GPU_RESOURCE: gpus},
                 include_dashboard=dashboard,
@@ -60,10 +62,3 @@ def init_ray(*, gpus: int, address: str | None = None, dashboard: bool = False) 
     url = context.dashboard_url if dashboard or address else None
     _DASHBOARD["url"] = f"http://{url}" if url and not url.startswith("http") else url
     return _DASHBOARD["url"]
-
-
-def pool_size(resource: str) -> int:
-    """Units of ``resource`` the Ray cluster has in all."""
-    import ray
-
-    return int(ray.cluster_resources().get(resource, 0))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tuner._home import default_store_path
+from tuner._result import StudyResult
 from tuner.spec import StudySpec, load_spec, spec_from_dict
 from tuner.store import Store, open_store
-from tuner.study import StudyResult, default_home, run_study
+from tuner.study import run_study
 
 __all__ = ["Study"]
 
@@ -54,5 +56,5 @@ class Study:
             ray_address: an existing Ray cluster to run the trials on.
         """
         if not isinstance(store, Store):
-            store = open_store(store or default_home() / "autotuner.db")
+            store = open_store(store or default_store_path())
         return run_study(self.spec, store=store, ray_address=ray_address)

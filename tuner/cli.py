@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.table import Table
 
-from tuner import objective
+from tuner import StudyResult, check_cluster, default_store_path, launch_text, objective
+from tuner.backends import BACKENDS
 from tuner.exceptions import SpecError, TunerError
-from tuner.spec import StudySpec, load_spec, override, spec_from_dict
+from tuner.spec import SearchSpec, StudySpec, load_spec, override, spec_from_dict
 from tuner.store import Store, open_store
-from tuner.study import StudyResult, create_study, default_home, launch_text, run_study
+from tuner.study import create_study, run_study
 
 __all__ = ["main"]
 
@@ -25,6 +29,9 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``autotuner`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    # Left out when given nowhere (the parsers share these options; see _parser).
+    args.store = getattr(args, "store", None)
+    args.debug = getattr(args, "debug", False)
     debug = args.debug or os.environ.get("OME_TUNER_DEBUG") == "1"
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -41,24 +48,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(e, SpecError) else 1
 
 
+SEARCH_ALGORITHMS = typing.get_args(SearchSpec.model_fields["algorithm"].annotation)
+
+
 def _parser() -> argparse.ArgumentParser:
+    # The global options work before or after the command: given after it, they override.
+    # Their defaults stay SUPPRESS in every parser (which share the option objects), so a
+    # subparser never overwrites a value given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="study store (SQLite); default $AUTOTUNER_HOME/autotuner.db",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and Ray's logs",
+    )
     parser = argparse.ArgumentParser(
         prog="autotuner",
         description="Find the best SGLang serving flags for a model, a workload and SLOs.",
+        parents=[common],
     )
-    parser.add_argument(
-        "--store",
-        type=Path,
-        default=None,
-        help="study store (SQLite); default $AUTOTUNER_HOME/autotuner.db",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's logs")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    add = functools.partial(commands.add_parser, parents=[common])
 
-    run = commands.add_parser("run", help="run a study from a spec file")
+    run = add("run", help="run a study from a spec file")
     run.add_argument("spec", type=Path, help="study spec (YAML or JSON)")
-    run.add_argument("--backend", choices=["twin", "estimate", "local", "ome"])
-    run.add_argument("--search", choices=["grid", "random", "bayes"])
+    run.add_argument("--backend", choices=sorted(BACKENDS))
+    run.add_argument("--search", choices=sorted(SEARCH_ALGORITHMS))
     run.add_argument("--max-trials", type=int)
     run.add_argument("--seed", type=int)
     run.add_argument(
@@ -69,21 +90,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     run.set_defaults(command=_run)
 
-    resume = commands.add_parser("resume", help="continue a study whose driver died")
+    resume = add("resume", help="continue a study whose driver died")
     resume.add_argument("study")
     resume.add_argument("--ray-address", default=None)
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(command=_resume)
 
-    listing = commands.add_parser("list", help="list studies")
+    listing = add("list", help="list studies")
     listing.set_defaults(command=_list)
 
-    show = commands.add_parser("show", help="show a study's trials and winner")
+    show = add("show", help="show a study's trials and winner")
     show.add_argument("study")
     show.add_argument("--json", action="store_true")
     show.set_defaults(command=_show)
 
-    export = commands.add_parser("export", help="print the winning launch command / manifest")
+    export = add("export", help="print the winning launch command / manifest")
     export.add_argument("study")
     export.add_argument("-o", "--output", type=Path, help="write to this file")
     export.add_argument(
@@ -99,8 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(command=_export)
 
-    serve = commands.add_parser("serve", help="serve the REST API and the browser app")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = add("serve", help="serve the REST API and the browser app")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; any but loopback needs AUTOTUNER_TOKEN (or --insecure)",
+    )
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
         "--gpus", type=int, default=8, help="GPU units of the local Ray pool that studies share"
@@ -113,9 +138,29 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start Ray with its dashboard (needs the dashboard extra)",
     )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen beyond loopback with no token (only behind a proxy that authenticates)",
+    )
+    serve.add_argument(
+        "--resume-interrupted",
+        action="store_true",
+        help="resume studies whose driver is gone (found at start-up and later) "
+        "instead of waiting for a user to resume them",
+    )
     serve.set_defaults(command=_serve)
 
-    render = commands.add_parser("render", help="print what a trial with given params runs")
+    check = add(
+        "cluster-check",
+        help="list the Ray cluster's nodes and units, and check each can run a spec's trials",
+    )
+    check.add_argument("spec", type=Path, help="the study spec whose backend to check")
+    check.add_argument("--ray-address", default=None, help="default: RAY_ADDRESS, else local")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(command=_cluster_check)
+
+    render = add("render", help="print what a trial with given params runs")
     render.add_argument("spec", type=Path)
     render.add_argument("--params", default="{}", help="JSON, e.g. '{\"tp_size\": 2}'")
     render.set_defaults(command=_render)
@@ -123,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _store(args: argparse.Namespace) -> Store:
-    return open_store(args.store or default_home() / "autotuner.db")
+    return open_store(args.store or default_store_path())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -310,12 +355,32 @@ def _serve(args: argparse.Namespace) -> int:
     api.serve(
         args.host,
         args.port,
-        args.store or default_home() / "autotuner.db",
+        args.store or default_store_path(),
         gpus=args.gpus,
         ray_dashboard=args.ray_dashboard,
         max_running=args.max_running,
+        insecure=args.insecure,
+        resume_interrupted=args.resume_interrupted,
     )
     return 0
+
+
+def _cluster_check(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    report = check_cluster(spec, ray_address=args.ray_address)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        console = Console(stderr=False)
+        table = Table(title=f"Ray nodes for backend '{spec.backend.kind}'", title_justify="left")
+        for column in ("node", "address", "units", "ready"):
+            table.add_column(column)
+        for node in report["nodes"]:
+            table.add_row(node["node_id"][:12], node["address"], str(node["units"]),
+                          "yes" if node["problem"] is None else f"no: {node['problem']}")
+        console.print(table)
+        console.print(report["verdict"])
+    return 0 if report["ok"] else 1
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -7,10 +7,13 @@ __all__ = [
     "BenchmarkError",
     "DeployTimeoutError",
     "DuplicateStudyError",
+    "FinishedTrialError",
     "NotSupportedError",
+    "ServerExitedError",
     "SpecError",
     "StoreError",
     "StudyNotFoundError",
+    "StudyRunningError",
     "TunerError",
 ]
 
@@ -39,7 +42,7 @@ class BackendError(TunerError):
     """A deployment could not be created, reached or removed.
 
     Attributes:
-        reason: failure class of the trial (``oom``, ``startup``, ``crash``, ``timeout``).
+        reason: failure class of the trial (``oom``, ``startup``, ``crashed``, ``timeout``).
         log_path: the server log, when there is one.
     """
 
@@ -74,6 +77,18 @@ class BenchmarkError(TunerError):
         self.log_path = log_path
 
 
+class ServerExitedError(BenchmarkError):
+    """The server died while a level was measured: the level says nothing about the config.
+
+    Attributes:
+        why: what the backend knows of the death (exit status, log tail).
+    """
+
+    def __init__(self, message: str, *, why: str, log_path: str | None = None) -> None:
+        super().__init__(message, log_path=log_path)
+        self.why = why
+
+
 class StoreError(TunerError):
     """The study store cannot be read or written."""
 
@@ -84,3 +99,27 @@ class StudyNotFoundError(StoreError):
 
 class DuplicateStudyError(StoreError):
     """A study with that id already exists."""
+
+
+class StudyRunningError(StoreError):
+    """Another live process runs the study (a second driver would deploy its trials twice).
+
+    Attributes:
+        study_id: the study.
+    """
+
+    def __init__(self, message: str, *, study_id: str) -> None:
+        super().__init__(message)
+        self.study_id = study_id
+
+
+class FinishedTrialError(StoreError):
+    """Something tried to change a finished trial; finished trials are never written again.
+
+    Attributes:
+        trial_id: the trial.
+    """
+
+    def __init__(self, message: str, *, trial_id: str) -> None:
+        super().__init__(message)
+        self.trial_id = trial_id

@@ -269,6 +269,15 @@ class Ladder:
         """See :func:`slo_excess`."""
         return slo_excess(self.levels, self._objective)
 
+    def missed(self) -> str:
+        """Why no level met the SLO, level by level (for a trial that ends without a score)."""
+        parts = [
+            f"{level.scenario} c={level.concurrency}: {'; '.join(broken)}"
+            for level in self.levels
+            if (broken := violations(level, self._objective))
+        ]
+        return "no level met the SLO: " + (" | ".join(parts) or "no level was measured")
+
     @property
     def latency(self) -> float | None:
         """See :func:`tradeoff_latency`."""

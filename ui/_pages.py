@@ -12,6 +12,7 @@ from nicegui import app, ui
 from api import Service, StudyView, study_spec, trials_csv
 from tuner import objective
 from tuner.bench.metrics import LevelMetrics
+from tuner.events import EventKind
 from tuner.exceptions import StudyNotFoundError, TunerError
 from tuner.spec import StudySpec
 from tuner.store import StudyRecord, StudyState, TrialRecord
@@ -109,6 +110,14 @@ def studies_page(request: Request) -> RedirectResponse | None:
 
 # --- one study ---------------------------------------------------------------------------------
 
+def _why(trial: TrialRecord) -> str:
+    """The trial's reason with the start of its message: the row says why, not just what."""
+    text = trial.reason.value if trial.reason else ""
+    if trial.message:
+        text += (": " if text else "") + trial.message[:120]
+    return text
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -204,6 +213,7 @@ class _StudyPage:
             {"name": "gpus", "label": "GPUs", "field": "gpus", "align": "right"},
             {"name": "score", "label": score, "field": "score", "align": "right",
              "sortable": True},
+            {"name": "node", "label": "Node", "field": "node", "align": "left"},
             {"name": "reason", "label": "Reason", "field": "reason", "align": "left"},
         ]
         several = len(self.spec.workload.scenarios) > 1
@@ -220,8 +230,8 @@ class _StudyPage:
     def _trial_row(self, trial: TrialRecord) -> dict[str, Any]:
         row: dict[str, Any] = {"id": trial.trial_id, "number": trial.number,
                                "state": trial.state.value, "gpus": trial.gpus,
-                               "score": _fmt(trial.score),
-                               "reason": trial.reason or ""}
+                               "score": _fmt(trial.score), "node": trial.node_ip or "",
+                               "reason": _why(trial)}
         for i, name in enumerate(self.params):
             row[f"p{i}"] = _fmt(trial.params.get(name))
         for level in trial.levels:
@@ -288,7 +298,7 @@ class _StudyPage:
         best_changed = record.best_trial_id != self.record.best_trial_id or \
             self.record.best_trial_id in changed
         self.record = record
-        if any(e.kind == "level_measured" for e in events):
+        if any(e.kind == EventKind.LEVEL_MEASURED for e in events):
             self.chart.options.update(self._chart_options())
             self.chart.update()
         self._sync_title()
@@ -313,8 +323,7 @@ class _StudyPage:
         active = self.svc.manager.is_active(self.record.study_id)
         running = self.record.state in (StudyState.QUEUED, StudyState.RUNNING)
         self.stop_button.set_visibility(running)
-        self.resume_button.set_visibility(not active and self.record.state in (
-            StudyState.STOPPED, StudyState.FAILED))
+        self.resume_button.set_visibility(not active and self.record.state.can_resume())
         self.delete_button.set_visibility(not active and self.record.state != StudyState.RUNNING)
         self.message.text = self.record.message or ""
         self.message.set_visibility(bool(self.record.message))

@@ -8,10 +8,12 @@ import time
 from typing import Any
 
 from api import Driver
-from tuner import objective
+from tuner import StopToken, finish_study, objective
+from tuner._lifecycle import DriverLease
 from tuner.bench.metrics import LevelMetrics
+from tuner.events import EventKind
 from tuner.spec import RangeSpec, StudySpec
-from tuner.store import Store, StudyRecord, StudyState, TrialRecord, TrialState
+from tuner.store import Store, StudyRecord, StudyState, TrialReason, TrialRecord, TrialState
 
 QUICK_SPEC: dict[str, Any] = {
     "name": "svc-test",
@@ -59,16 +61,12 @@ class FakeDriver(Driver):
         self.level_delay = level_delay
         self.hold = hold
         self.fail_numbers = fail_numbers
-        self.stops: set[str] = set()
         self.ray_inits = 0
         self.runs: list[tuple[str, bool]] = []
 
     def create_study(self, spec: StudySpec, *, store: Store) -> StudyRecord:
         return store.create_study(f"{spec.name}-{secrets.token_hex(3)}", spec.name,
                                   spec.model_dump(mode="json"))
-
-    def request_stop(self, study_id: str) -> None:
-        self.stops.add(study_id)
 
     def init_ray(self, *, gpus: int, dashboard: bool) -> str | None:
         self.ray_inits += 1
@@ -93,50 +91,59 @@ class FakeDriver(Driver):
             out.append(config)
         return out
 
-    def _wait(self, study_id: str) -> bool:
+    def _wait(self, stop: StopToken) -> bool:
         """Wait for the level to take place; False when the study was asked to stop."""
         deadline = time.monotonic() + self.level_delay
         while True:
-            if study_id in self.stops:
+            if stop.is_set():
                 return False
             held = self.hold is not None and not self.hold.is_set()
             if not held and time.monotonic() >= deadline:
                 return True
             time.sleep(0.005)
 
-    def run_study(self, spec: StudySpec, *, store: Store, study_id: str, resume: bool) -> None:
+    def run_study(self, spec: StudySpec, *, store: Store, study_id: str, resume: bool,
+                  stop: StopToken) -> None:
+        """Like :func:`tuner.run_study`: holds the study's lease, writes trials and events
+        with the real kinds, and ends through :func:`tuner.finish_study`."""
         self.runs.append((study_id, resume))
-        self.stops.discard(study_id)
-        store.set_study_state(study_id, StudyState.RUNNING)
-        store.add_event(study_id, "study_started", data={"resumed": resume})
+        with DriverLease(store, study_id):
+            stopped = self._trials(spec, store, study_id, resume, stop)
+            finish_study(store, study_id, StudyState.STOPPED if stopped else StudyState.COMPLETED)
+
+    def _trials(self, spec: StudySpec, store: Store, study_id: str, resume: bool,
+                stop: StopToken) -> bool:
+        """Run the configs not finished yet; whether the study was stopped."""
+        store.add_event(study_id, EventKind.STUDY_STARTED,
+                        data={"resumed": resume, "swept": {}, "reruns": []})
         done = {repr(sorted(t.params.items())) for t in store.list_trials(study_id)
                 if t.state.is_finished() and t.state != TrialState.STOPPED}
-        stopped = False
         for params in self.configs(spec):
             if repr(sorted(params.items())) in done:
                 continue
-            if study_id in self.stops:
-                stopped = True
-                break
+            if stop.is_set():
+                return True
             number = store.next_trial_number(study_id)
             trial = TrialRecord(study_id=study_id, trial_id=f"t{number:03d}", number=number,
                                 params=params, state=TrialState.RUNNING,
                                 gpus=spec.gpus_needed(params), started_at=time.time())
             store.upsert_trial(trial)
-            store.add_event(study_id, "trial_started", trial.trial_id,
-                            {"number": number, "params": params, "gpus": trial.gpus})
+            store.add_event(study_id, EventKind.TRIAL_STARTED, trial.trial_id,
+                            {"number": number, "params": params, "gpus": trial.gpus,
+                             "confirms": None, "reruns": None})
             if number in self.fail_numbers:
-                trial = trial.model_copy(update={"state": TrialState.FAILED, "reason": "oom",
-                                                 "message": "CUDA out of memory (fake)",
-                                                 "ended_at": time.time()})
+                trial = trial.model_copy(update={
+                    "state": TrialState.FAILED, "reason": TrialReason.OOM,
+                    "message": "CUDA out of memory (fake)", "ended_at": time.time()})
                 store.upsert_trial(trial)
-                store.add_event(study_id, "trial_failed", trial.trial_id,
+                store.add_event(study_id, EventKind.TRIAL_FAILED, trial.trial_id,
                                 {"reason": "oom", "message": trial.message})
                 continue
             levels: list[LevelMetrics] = []
+            stopped = False
             for scenario in spec.workload.scenarios:
                 for concurrency in spec.workload.concurrency:
-                    if not self._wait(study_id):
+                    if not self._wait(stop):
                         stopped = True
                         break
                     metrics = LevelMetrics(**level(scenario, concurrency, params))
@@ -145,26 +152,21 @@ class FakeDriver(Driver):
                     trial = trial.model_copy(update={
                         "levels": [m.model_dump() for m in levels], "score": score})
                     store.upsert_trial(trial)
-                    store.add_event(study_id, "level_measured", trial.trial_id, {
-                        "level": metrics.model_dump(), "score": score,
+                    store.add_event(study_id, EventKind.LEVEL_MEASURED, trial.trial_id, {
+                        "level": metrics.model_dump(), "score": score, "violations": "",
                         "meets_slo": objective.meets_slo(metrics, spec.objective)})
                     self._update_best(store, study_id, spec)
             state = TrialState.STOPPED if stopped else TrialState.COMPLETED
-            trial = trial.model_copy(update={"state": state, "ended_at": time.time(),
-                                             "reason": "stopped" if stopped else None})
+            trial = trial.model_copy(update={
+                "state": state, "ended_at": time.time(),
+                "reason": TrialReason.STOPPED if stopped else None})
             store.upsert_trial(trial)
-            store.add_event(study_id, "trial_finished", trial.trial_id,
+            store.add_event(study_id, EventKind.TRIAL_FINISHED, trial.trial_id,
                             {"state": state.value, "score": trial.score,
-                             "reason": trial.reason})
+                             "reason": trial.reason, "message": None, "confirms": None})
             if stopped:
-                break
-        state = StudyState.STOPPED if stopped else StudyState.COMPLETED
-        store.set_study_state(study_id, state)
-        record = store.get_study(study_id)
-        best = store.get_trial(study_id, record.best_trial_id) if record.best_trial_id else None
-        store.add_event(study_id, "study_finished", data={
-            "state": state.value, "best_trial_id": record.best_trial_id,
-            "best_score": best.score if best else None, "message": None})
+                return True
+        return False
 
     @staticmethod
     def _update_best(store: Store, study_id: str, spec: StudySpec) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 from api import StudyManager, planned_trials
 from tests.api.conftest import wait_for
 from tests.api.fakes import QUICK_SPEC, FakeDriver
+from tuner.events import EventKind
 from tuner.spec import StudySpec, spec_from_dict
-from tuner.store import StudyState
+from tuner.store import StudyState, TrialRecord, TrialState, open_store, this_driver
 
 
 class RecordingDriver(FakeDriver):
@@ -100,3 +101,61 @@ def test_planned_trials_count_the_confirmation_runs() -> None:
     confirm = spec.search.confirm
     assert planned_trials(spec) == 5 + confirm.top_k * confirm.repeats
     assert planned_trials(spec_from_dict(QUICK_SPEC)) == 4
+
+
+def _orphan(store_path: Path, state: TrialState = TrialState.RUNNING) -> str:
+    """A study left as a killed service leaves it: running, its driver gone, a trial open."""
+    store = open_store(store_path)
+    study_id = FakeDriver().create_study(spec_from_dict(QUICK_SPEC), store=store).study_id
+    store.claim_study(study_id, this_driver().rsplit(":", 1)[0] + ":12.00")  # a dead process
+    store.upsert_trial(TrialRecord(study_id=study_id, trial_id="t001", number=1,
+                                   params={"tp_size": 1, "max_running_requests": 8},
+                                   state=TrialState.COMPLETED, gpus=1, score=42.0))
+    store.upsert_trial(TrialRecord(study_id=study_id, trial_id="t002", number=2,
+                                   params={"tp_size": 1, "max_running_requests": 32},
+                                   state=state, gpus=1))
+    store.close()
+    return study_id
+
+
+def test_a_restarted_service_finds_its_interrupted_studies(tmp_path: Path) -> None:
+    study_id = _orphan(tmp_path / "s.db")
+    manager = StudyManager(tmp_path / "s.db", driver=FakeDriver())
+    assert manager.recovered.wait(10)
+    study = manager.store.get_study(study_id)
+    assert study.state == StudyState.INTERRUPTED and "driver" in (study.message or "")
+    kinds = [e.kind for e in manager.store.events(study_id)]
+    assert kinds == [EventKind.STUDY_INTERRUPTED]
+    manager.resume(study_id)  # offered, not refused with 409
+    wait_for(lambda: not manager.is_active(study_id))
+    assert manager.store.get_study(study_id).state == StudyState.COMPLETED
+    assert manager.driver.runs[-1] == (study_id, True)  # type: ignore[attr-defined]
+    assert manager.store.list_trials(study_id)[0].score == 42.0  # finished trials stay
+    manager.shutdown()
+
+
+def test_interrupted_studies_may_be_resumed_on_start_up(tmp_path: Path) -> None:
+    study_id = _orphan(tmp_path / "s.db")
+    manager = StudyManager(tmp_path / "s.db", driver=FakeDriver(), resume_interrupted=True)
+    wait_for(lambda: manager.store.get_study(study_id).state == StudyState.COMPLETED)
+    manager.shutdown()
+
+
+def test_a_study_queued_in_a_dead_service_is_interrupted(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db")
+    queued = FakeDriver().create_study(spec_from_dict(QUICK_SPEC), store=store).study_id
+    manager = StudyManager(tmp_path / "s.db", driver=FakeDriver())
+    assert manager.store.get_study(queued).state == StudyState.INTERRUPTED
+    manager.shutdown()
+
+
+def test_a_stop_reaches_a_study_still_starting(tmp_path: Path) -> None:
+    hold = threading.Event()
+    driver = RecordingDriver(hold=hold)
+    manager = StudyManager(tmp_path / "s.db", driver=driver)
+    study_id = manager.submit(spec_from_dict(QUICK_SPEC)).study_id
+    manager.stop(study_id)  # before the driver even started: the token waits for it
+    hold.set()
+    wait_for(lambda: not manager.is_active(study_id))
+    assert manager.store.get_study(study_id).state == StudyState.STOPPED
+    assert [e.kind for e in manager.store.events(study_id)].count(EventKind.STUDY_FINISHED) == 1

@@ -62,3 +62,14 @@ def test_registry_matches_the_spec_kinds() -> None:
     kinds = {typing.get_args(m.model_fields["kind"].annotation)[0]
              for m in typing.get_args(union)}
     assert set(BACKENDS) == kinds
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_go_before_or_after_the_command(where: str, tmp_path: Path) -> None:
+    from tuner.cli import main
+
+    store = tmp_path / "elsewhere.db"
+    option = ["--store", str(store)]
+    argv = [*option, "list"] if where == "before" else ["list", *option]
+    assert main(argv) == 0
+    assert store.exists()

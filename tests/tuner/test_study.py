@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tuner import request_stop, run_study
+from tuner import StopToken, run_study
 from tuner.backends._process import STUDY_TAG
 from tuner.spec import spec_from_dict
 from tuner.store import StudyState, TrialState, open_store
@@ -107,58 +106,21 @@ def test_a_stopped_study_leaves_nothing_running(ray_pool: int, tmp_path: Path) -
 
     study_id = create_study(spec, store=store).study_id
     outcome: dict[str, Any] = {}
+    stop = StopToken()
     thread = threading.Thread(target=lambda: outcome.update(
-        result=run_study(spec, store=store, study_id=study_id)))
+        result=run_study(spec, store=store, study_id=study_id, stop=stop)))
     thread.start()
     deadline = time.monotonic() + 60
     while not servers_of(study_id) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert servers_of(study_id), "no twin server started"
-    request_stop(study_id)
+    stop.set()
     thread.join(timeout=120)
     assert not thread.is_alive()
     result = outcome["result"]
     assert result.study.state == StudyState.STOPPED
     assert all(t.state.is_finished() for t in result.trials)
     assert len(result.trials) < 4
-    assert servers_of(study_id) == []
-
-
-def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
-    spec_path = tmp_path / "spec.json"
-    spec = small_spec("resumed", {"schedule_policy": ["fcfs", "lpm"],
-                                  "chunked_prefill_size": [1024, 4096]}, gpus=1)
-    spec_path.write_text(json.dumps(spec.model_dump(mode="json")))
-    store_path = tmp_path / "s.db"
-    env = {**os.environ, "AUTOTUNER_HOME": str(tmp_path)}
-    driver = subprocess.Popen([*AUTOTUNER, "--store", str(store_path), "run", str(spec_path)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    store = open_store(store_path)
-    deadline = time.monotonic() + 180
-    study_id = None
-    while time.monotonic() < deadline:
-        studies = store.list_studies()
-        if studies:
-            study_id = studies[0].study_id
-            if any(t.state == TrialState.COMPLETED for t in store.list_trials(study_id)):
-                break
-        time.sleep(0.5)
-    assert study_id is not None
-    time.sleep(1)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray; twin servers survive
-    driver.wait()
-    assert store.get_study(study_id).state == StudyState.RUNNING  # nobody finished it
-    resumed = subprocess.run([*AUTOTUNER, "--store", str(store_path), "resume", study_id,
-                              "--json"], env=env, capture_output=True, text=True, timeout=400)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    summary = json.loads(resumed.stdout)
-    trials = store.list_trials(study_id)
-    assert summary["state"] == "completed"
-    assert len(trials) == len({t.trial_id for t in trials}) == 4  # none counted twice
-    assert sorted(tuple(sorted(t.params.items())) for t in trials) == sorted(
-        tuple(sorted(p.items())) for p in spec.grid())
-    assert all(t.state == TrialState.COMPLETED for t in trials)
     assert servers_of(study_id) == []
 
 

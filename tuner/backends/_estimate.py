@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from tuner import serverargs
@@ -78,8 +79,15 @@ class EstimateBackend(Backend):
         return None
 
     def measure(
-        self, deployment: Deployment, *, scenario: str, concurrency: int, out_dir: Path
+        self,
+        deployment: Deployment,
+        *,
+        scenario: str,
+        concurrency: int,
+        out_dir: Path,
+        abort: Callable[[], str | None] | None = None,
     ) -> LevelMetrics:
+        del abort  # an estimate runs in-process in milliseconds: nothing to watch
         import twin
 
         result = twin.estimate(

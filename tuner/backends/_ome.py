@@ -557,8 +557,19 @@ class OmeBackend(Backend):
             self.benchmark_job_variables(deployment, scenario=scenario, concurrency=concurrency),
         )
 
+    def exited(self, deployment: Deployment) -> str | None:
+        """A container of the engine that terminated (crashed, OOM-killed) or restarted."""
+        failure = self._pod_failure(deployment.name)
+        return failure[0] if failure else None
+
     def measure(
-        self, deployment: Deployment, *, scenario: str, concurrency: int, out_dir: Path
+        self,
+        deployment: Deployment,
+        *,
+        scenario: str,
+        concurrency: int,
+        out_dir: Path,
+        abort: Callable[[], str | None] | None = None,
     ) -> LevelMetrics:
         """Measure one level: genai-bench here, or an OME BenchmarkJob when configured.
 
@@ -573,7 +584,11 @@ class OmeBackend(Backend):
         job = self.backend.benchmark_job
         if job is None:
             return super().measure(
-                deployment, scenario=scenario, concurrency=concurrency, out_dir=out_dir
+                deployment,
+                scenario=scenario,
+                concurrency=concurrency,
+                out_dir=out_dir,
+                abort=abort,
             )
         variables = self.benchmark_job_variables(
             deployment, scenario=scenario, concurrency=concurrency

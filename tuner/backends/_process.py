@@ -1,8 +1,10 @@
 """Servers as local processes: one implementation for the twin and for real SGLang.
 
-Each server runs in its own session (process group) with its output in a log file, and carries
-two environment tags (study and deployment) so the driver can find and kill it from the ids alone,
-even when the trial actor that started it is gone.
+Each server runs under a guard (``_guard.py``) in its own session (process group) with its
+output in a log file, and carries two environment tags (study and deployment) so a sweep can
+find and kill it from the ids alone. The guard ends the server when the trial actor that
+started it dies, however it dies. Records and processes are local to the node that started
+them: teardown and sweep run there (see :meth:`Backend.on_node`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import httpx
 import psutil
 
 from tuner import serverargs
-from tuner.backends.base import Backend, Deployment, deployment_name
+from tuner.backends.base import Backend, Deployment, current_node, deployment_name
 from tuner.exceptions import BackendError, DeployTimeoutError
 
 __all__ = ["ProcessBackend", "failure_reason"]
@@ -31,8 +34,12 @@ __all__ = ["ProcessBackend", "failure_reason"]
 logger = logging.getLogger(__name__)
 STUDY_TAG = "AUTOTUNER_STUDY"
 DEPLOYMENT_TAG = "AUTOTUNER_DEPLOYMENT"
+# The Ray node whose trial started the server: each node's sweep takes only its own, as it
+# would on separate hosts (Ray test clusters put several nodes on one host).
+NODE_TAG = "AUTOTUNER_NODE"
 _OOM = re.compile(r"out of memory|not enough memory|\bOOM\b", re.IGNORECASE)
 _STOP_GRACE_S = 10.0
+_GUARD = [sys.executable, "-m", "tuner.backends._guard", "--"]
 # Servers this process started, so it can reap them (a killed child stays a zombie until then).
 _CHILDREN: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -49,6 +56,7 @@ class ProcessBackend(Backend):
     """
 
     DESCRIBE_PORT: ClassVar[int] = 30000
+    NODE_LOCAL = True
 
     def server_command(self) -> list[str]:
         """The interpreter and module that start a server."""
@@ -91,7 +99,14 @@ class ProcessBackend(Backend):
 
     def deploy(self, config: dict[str, object], *, trial_id: str) -> Deployment:
         name = deployment_name(self.study_id, trial_id)
-        self.teardown(name)  # a retried trial must not find its old server on the way
+        owner = self._owner(name)
+        if owner is not None and owner != os.getpid():
+            raise BackendError(
+                f"deployment {name} is already owned by the live process {owner}; one trial "
+                "never gets two servers. This is a bug: please report it",
+                reason="startup",
+            )
+        self.teardown(name)  # a dead owner's leftover must not be in the way
         port = _free_port()
         log_path = self._servers_dir() / f"{name}.log"
         log_path.write_bytes(b"")
@@ -103,19 +118,25 @@ class ProcessBackend(Backend):
             served_model=self.spec.model.name,
             time_scale=self.time_scale(),
             log_path=str(log_path),
-            labels={"study": self.study_id, "trial": trial_id},
+            labels={"study": self.study_id, "trial": trial_id, "node": current_node() or ""},
             config=config,
         )
 
     def _spawn(self, name: str, argv: list[str], log_path: Path, endpoint: str) -> None:
-        """Start a server in its own session, tagged, its output appended to ``log_path``."""
-        env = {**os.environ, STUDY_TAG: self.study_id, DEPLOYMENT_TAG: name}
+        """Start a server under its guard in a new session, tagged, its output appended to
+        ``log_path``."""
+        env = {
+            **os.environ,
+            STUDY_TAG: self.study_id,
+            DEPLOYMENT_TAG: name,
+            NODE_TAG: current_node() or "",
+        }
         with log_path.open("ab") as log:
             log.write(f"$ {shlex.join(argv)}\n".encode())
             log.flush()
             try:
                 process = subprocess.Popen(
-                    argv,
+                    [*_GUARD, *argv],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -129,9 +150,22 @@ class ProcessBackend(Backend):
                     log_path=str(log_path),
                 ) from e
         _CHILDREN[name] = process
-        (self._servers_dir() / f"{name}.json").write_text(
-            json.dumps({"pid": process.pid, "endpoint": endpoint, "argv": argv})
-        )
+        record = {
+            "pid": process.pid,
+            "owner": os.getpid(),
+            "node": current_node(),
+            "endpoint": endpoint,
+            "argv": argv,
+        }
+        (self._servers_dir() / f"{name}.json").write_text(json.dumps(record))
+
+    def _owner(self, name: str) -> int | None:
+        """The live process that deployed ``name`` (a trial actor), from its record."""
+        try:
+            owner = int(json.loads((self._servers_dir() / f"{name}.json").read_text())["owner"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return owner if psutil.pid_exists(owner) else None
 
     def wait_ready(self, deployment: Deployment, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -144,7 +178,8 @@ class ProcessBackend(Backend):
                 code = child.poll() if child is not None else None
                 # Killed before it wrote a word (seen under heavy load): not the server's
                 # verdict on its flags, so start it once more before calling the trial failed.
-                if not respawned and _silent(log) and (code is None or code < 0):
+                silent = child is not None and _silent(log) and (code is None or code < 0)
+                if silent and not respawned:
                     respawned = True
                     logger.warning(
                         "server %s died silently (exit %s); starting it again",
@@ -172,25 +207,36 @@ class ProcessBackend(Backend):
         )
 
     def _respawn(self, deployment: Deployment) -> None:
-        record = json.loads((self._servers_dir() / f"{deployment.name}.json").read_text())
-        child = _CHILDREN.pop(deployment.name, None)
-        if child is not None:
-            child.wait()
+        # Only our own child, with its own argv: never from a record another process wrote.
+        child = _CHILDREN.pop(deployment.name)
+        child.wait()
         assert deployment.log_path is not None
-        self._spawn(
-            deployment.name, record["argv"], Path(deployment.log_path), deployment.endpoint
-        )
+        argv = cast(list[str], child.args)[len(_GUARD) :]  # _spawn passes lists of str
+        self._spawn(deployment.name, argv, Path(deployment.log_path), deployment.endpoint)
+
+    def exited(self, deployment: Deployment) -> str | None:
+        child = _CHILDREN.get(deployment.name)
+        if child is not None:  # our own: its exit status is known
+            code = child.poll()
+            if code is None:
+                return None
+            status = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        elif _running(self._process(deployment.name)):
+            return None
+        else:
+            status = "exited"
+        return f"server {deployment.name} {status}; last log lines: {_tail(deployment.log_path)}"
 
     def alive(self, deployment: Deployment) -> str | None:
-        process = self._process(deployment.name)
-        if not _running(process):
-            return (
-                f"server {deployment.name} has exited: {_last_error(_read(deployment.log_path))}"
-            )
-        return super().alive(deployment)
+        return self.exited(deployment) or super().alive(deployment)
 
     def teardown(self, name: str) -> None:
+        self._stop(name)
+
+    def _stop(self, name: str) -> bool:
+        """Tear ``name`` down on this node; whether a live server was there to stop."""
         process = self._process(name)
+        live = _running(process)
         if process is not None:
             _kill_group(process)
         child = _CHILDREN.pop(name, None)
@@ -198,20 +244,32 @@ class ProcessBackend(Backend):
             child.kill()  # already gone unless its group could not be found; then it goes now
             child.wait()
         (self._servers_dir() / f"{name}.json").unlink(missing_ok=True)
+        return live
 
     def sweep(self) -> list[str]:
-        names = {p.stem for p in self._servers_dir().glob("*.json")}
-        names.update(self._tagged())
-        for name in names:
-            self.teardown(name)
-        return sorted(names)
+        """Stop every server of this study that this node started (all of this host's,
+        outside Ray), found by record or by tag; the names of those that were still
+        running."""
+        node = current_node()
+        names = set(self._tagged(node))
+        for path in self._servers_dir().glob("*.json"):
+            try:
+                started_on = json.loads(path.read_text()).get("node")
+            except (OSError, ValueError):
+                started_on = None
+            if node is None or started_on in (None, node):
+                names.add(path.stem)
+        return sorted(name for name in names if self._stop(name))
 
-    def _tagged(self) -> dict[str, psutil.Process]:
-        """This study's server processes, by deployment name, found by their tags."""
+    def _tagged(self, node: str | None = None) -> dict[str, psutil.Process]:
+        """This study's server processes, by deployment name, found by their tags (only
+        those started on ``node``, when given)."""
         found = {}
         for process in psutil.process_iter():
             tags = _tags(process)
-            if tags.get(STUDY_TAG) == self.study_id and DEPLOYMENT_TAG in tags:
+            if tags.get(STUDY_TAG) != self.study_id or DEPLOYMENT_TAG not in tags:
+                continue
+            if node is None or tags.get(NODE_TAG) in (None, "", node):
                 found[tags[DEPLOYMENT_TAG]] = process
         return found
 
@@ -237,7 +295,7 @@ def _tags(process: psutil.Process) -> dict[str, str]:
         env = process.environ()
     except (psutil.Error, OSError):
         return {}
-    return {k: env[k] for k in (STUDY_TAG, DEPLOYMENT_TAG) if k in env}
+    return {k: env[k] for k in (STUDY_TAG, DEPLOYMENT_TAG, NODE_TAG) if k in env}
 
 
 def _kill_group(process: psutil.Process) -> None:
@@ -283,6 +341,12 @@ def _read(path: str | None) -> str:
 def _silent(log: str) -> bool:
     """Whether a server log holds nothing but the commands that started it."""
     return all(line.startswith("$ ") for line in log.splitlines() if line.strip())
+
+
+def _tail(path: str | None, lines: int = 5) -> str:
+    """The last lines of a server log, on one line."""
+    text = [line.strip() for line in _read(path).splitlines() if line.strip()]
+    return " | ".join(text[-lines:])[-1500:] or "(no output)"
 
 
 def _last_error(log: str) -> str:

@@ -15,9 +15,9 @@ __all__ = ["TwinBackend"]
 @register("twin")
 class TwinBackend(ProcessBackend):
     """Deviations from real SGLang: the server is ``python -m twin.launch_server`` with the
-    simulated GPU (``--gpu``), its count (``--num-gpus``) and ``--time-scale``; measured
-    latencies and throughputs are rescaled to real time. GPUs are simulated, so any number of
-    them fit on a CPU host."""
+    simulated GPU (``--gpu``), its count (``--num-gpus``), ``--time-scale`` and one ``--fault``
+    per ``backend.faults`` entry; measured latencies and throughputs are rescaled to real time.
+    GPUs are simulated, so any number of them fit on a CPU host."""
 
     def _backend(self) -> TwinBackendSpec:
         assert isinstance(self.spec.backend, TwinBackendSpec)
@@ -38,6 +38,7 @@ class TwinBackend(ProcessBackend):
             str(backend.gpus),
             "--time-scale",
             str(backend.time_scale),
+            *(arg for fault in backend.faults for arg in ("--fault", fault)),
         ]
 
     def time_scale(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -12,7 +13,16 @@ if TYPE_CHECKING:
     from tuner.bench.metrics import LevelMetrics
     from tuner.spec import StudySpec
 
-__all__ = ["Backend", "Deployment", "deployment_name"]
+__all__ = ["Backend", "Deployment", "current_node", "deployment_name"]
+
+
+def current_node() -> str | None:
+    """The id of the Ray node this process runs on; None outside Ray."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def deployment_name(study_id: str, trial_id: str) -> str:
@@ -62,19 +72,26 @@ class Backend(abc.ABC):
       trial ids, so ``teardown`` and ``sweep`` can find it from the ids alone.
     * ``teardown`` is idempotent, safe on a half-created deployment and on one that never
       existed, and fast; it may run twice (trial actor and driver callback) or concurrently.
-    * ``sweep`` removes whatever a killed driver left of this study.
+    * ``sweep`` removes whatever a killed driver left of this study, and returns the names
+      of the deployments that were still there.
+    * ``NODE_LOCAL`` backends keep their servers on the node that deployed them (processes):
+      the tuner runs their ``teardown`` and ``sweep`` on that node, or on every node.
+    * ``exited`` is cheap and certain (a process status, a pod status; never a health probe
+      that a loaded server may miss): the trial polls it every few seconds during a level.
     * Failures raise :class:`~tuner.exceptions.BackendError` with a ``reason``
-      (``oom``, ``startup``, ``crash``, ``timeout``) and a message a user can act on.
+      (``oom``, ``startup``, ``crashed``, ``timeout``) and a message a user can act on.
 
     Attributes:
         NAME: the ``backend.kind`` this class implements.
         UNSUPPORTED: feature name -> reason, checked against the spec before the first trial.
         GPU_RESOURCE: the Ray resource a trial asks for, one unit per GPU it occupies.
+        NODE_LOCAL: whether a server lives on the node whose trial actor deployed it.
     """
 
     NAME: ClassVar[str]
     UNSUPPORTED: ClassVar[dict[str, str]] = {}
     GPU_RESOURCE: ClassVar[str] = "autotuner_gpu"
+    NODE_LOCAL: ClassVar[bool] = False
 
     def __init__(self, spec: StudySpec, *, study_id: str, workdir: Path) -> None:
         self.spec = spec
@@ -110,6 +127,20 @@ class Backend(abc.ABC):
     def describe(self, config: dict[str, object]) -> str:
         """Exactly what a trial with this flag set would run or apply (argv or manifest)."""
 
+    def preflight(self) -> None:
+        """Check, once before the first trial, what the spec alone cannot: that this host or
+        cluster can start servers at all (an interpreter with SGLang, a reachable API).
+
+        The default checks nothing. An implementation must be quick (seconds), start no
+        server, and leave nothing behind.
+
+        Raises:
+            SpecError: a backend field names something unusable (the message names the field
+                and what to set instead).
+            NotSupportedError: the environment cannot run this backend.
+        """
+        return None  # a hook, not abstract: backends with nothing to check keep working
+
     def sweep(self) -> list[str]:
         """Remove leftovers of this study from an earlier driver; return their names."""
         return []
@@ -120,13 +151,32 @@ class Backend(abc.ABC):
 
         return genai.probe(deployment.endpoint)
 
+    def exited(self, deployment: Deployment) -> str | None:
+        """Why the server is certainly dead (exit status, last log lines), or None.
+
+        Polled while a level runs. The default knows of no death; backends whose servers
+        can die under load override it.
+        """
+        return None
+
     def measure(
-        self, deployment: Deployment, *, scenario: str, concurrency: int, out_dir: Path
+        self,
+        deployment: Deployment,
+        *,
+        scenario: str,
+        concurrency: int,
+        out_dir: Path,
+        abort: Callable[[], str | None] | None = None,
     ) -> LevelMetrics:
         """Load the server at one level and return what was measured (genai-bench by default).
 
+        Args:
+            abort: polled while the level runs; when it returns a reason, the level is cut
+                short and :class:`~tuner.exceptions.ServerExitedError` raised with it.
+
         Raises:
             BenchmarkError: the benchmark failed.
+            ServerExitedError: ``abort`` said the server died.
         """
         from tuner.bench import genai
 
@@ -137,6 +187,7 @@ class Backend(abc.ABC):
             concurrency=concurrency,
             tokenizer=self.tokenizer(),
             out_dir=out_dir,
+            abort=abort,
         )
 
     def tokenizer(self) -> str:

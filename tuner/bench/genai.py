@@ -6,15 +6,18 @@ import json
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
 from tuner.bench.metrics import LevelMetrics
-from tuner.exceptions import BenchmarkError
+from tuner.exceptions import BenchmarkError, ServerExitedError
 
 if TYPE_CHECKING:
     from tuner.backends.base import Deployment
@@ -27,6 +30,9 @@ logger = logging.getLogger(__name__)
 _API_KEY = "autotuner"
 # Seconds genai-bench spends outside the level itself: import, start-up, sleeps between phases.
 _FIXED_OVERHEAD_S = 120
+# Seconds between two looks at the server while a level runs: a dead server is noticed within
+# this, while the look (a process status, a pod list) stays negligible next to the level.
+_WATCH_S = 2.0
 
 
 def probe(endpoint: str, timeout_s: float = 10.0) -> str | None:
@@ -91,14 +97,20 @@ def run(
     concurrency: int,
     tokenizer: str,
     out_dir: Path,
+    abort: Callable[[], str | None] | None = None,
 ) -> LevelMetrics:
     """Benchmark one level and return its metrics in real-time units.
 
     A level where every request failed is returned with an error rate of 1, not raised: the
     server answered, it just could not serve (the SLO check then rejects the level).
 
+    Args:
+        abort: polled every few seconds while genai-bench runs; when it returns a reason
+            (the server died), genai-bench is killed and ServerExitedError raised.
+
     Raises:
         BenchmarkError: genai-bench crashed, timed out, or wrote no result.
+        ServerExitedError: ``abort`` returned a reason.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = build_argv(
@@ -120,23 +132,32 @@ def run(
     }
     logger.debug("genai-bench: %s", argv)
     with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=out_dir,
+            start_new_session=True,  # its workers die with it when a level is cut short
+        )
         try:
-            process = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=out_dir,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise BenchmarkError(
-                f"genai-bench did not finish level c={concurrency} in {timeout} s; the server "
-                f"may be wedged; see {log_path}",
-                log_path=str(log_path),
-            ) from e
+            why = _wait(process, timeout, abort)
+            timed_out = why is None and process.poll() is None
+        finally:
+            _kill(process)
+    if why is not None:
+        raise ServerExitedError(
+            f"{why} (during level c={concurrency}; genai-bench stopped)",
+            why=why,
+            log_path=str(log_path),
+        )
+    if timed_out:
+        raise BenchmarkError(
+            f"genai-bench did not finish level c={concurrency} in {timeout} s; the server "
+            f"may be wedged; see {log_path}",
+            log_path=str(log_path),
+        )
     result_dir = out_dir / "result"
     results = sorted(result_dir.glob(f"*_num_concurrency_{concurrency}_time_*s.json"))
     if results:
@@ -155,6 +176,35 @@ def run(
         returncode=process.returncode,
         log_path=str(log_path),
     )
+
+
+def _wait(
+    process: subprocess.Popen[bytes], timeout_s: float, abort: Callable[[], str | None] | None
+) -> str | None:
+    """Wait for genai-bench to exit within ``timeout_s``; the abort reason if one came first.
+
+    Returns with the process still running when the timeout passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            process.wait(timeout=min(_WATCH_S, left))
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if abort is not None and (why := abort()) is not None:
+            return why
+    return None
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill genai-bench and whatever it started, unless it already exited."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
 
 
 def _all_failed(debug: dict[str, object], scenario: str, concurrency: int) -> LevelMetrics:

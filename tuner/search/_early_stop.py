@@ -148,6 +148,8 @@ class LadderScheduler(FIFOScheduler):
         self, tune_controller: Any, trial: Trial, result: Mapping[str, Any]
     ) -> str:
         # A trial's last result (done) skips this and arrives in on_trial_complete.
+        if result.get("placed"):  # where it runs, before any level: nothing to rank
+            return TrialScheduler.CONTINUE
         if result.get("failed"):
             self._rule.forget(trial.trial_id)
             return TrialScheduler.CONTINUE

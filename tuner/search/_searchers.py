@@ -83,6 +83,12 @@ class ListSearcher(_PicklingSearcher):
         done = {config_key(c) for c in measured}
         self._points = [p for p in self._points if config_key(p) not in done]
 
+    def prioritize(self, configs: list[dict[str, Any]]) -> None:
+        """Propose these configs first (a resumed study's interrupted trials), once each."""
+        keys = {config_key(c) for c in configs}
+        rest = [p for p in self._points if config_key(p) not in keys]
+        self._points = [dict(c) for c in configs] + rest
+
 
 class OptunaSearcher(_PicklingSearcher):
     """Optuna ask/tell behind Ray Tune: TPE for bayes, uniform sampling for random.
@@ -126,6 +132,12 @@ class OptunaSearcher(_PicklingSearcher):
         done = {config_key(self._space.sampled_part(c)) for c in measured}
         self._seen.update(done)
         self._queue = [c for c in self._queue if config_key(c) not in done]
+
+    def prioritize(self, configs: list[dict[str, Any]]) -> None:
+        """Propose these configs first (a resumed study's interrupted trials), once each."""
+        first = [self._space.sampled_part(c) for c in configs]
+        keys = {config_key(c) for c in first}
+        self._queue = first + [c for c in self._queue if config_key(c) not in keys]
 
     @property
     def study(self) -> optuna.Study:
@@ -270,9 +282,11 @@ def make_searcher(
     mode: str,
     prescreen: Prescreen | None = None,
     measured: list[dict[str, Any]] | None = None,
+    first: list[dict[str, Any]] | None = None,
 ) -> Searcher:
-    """The searcher ``spec.search.algorithm`` names, seeded by a pre-screen if one ran, and
-    never proposing the ``measured`` configs (those a resumed study finished already).
+    """The searcher ``spec.search.algorithm`` names, seeded by a pre-screen if one ran,
+    never proposing the ``measured`` configs (those a resumed study finished already), and
+    proposing the ``first`` ones (those it left unfinished) before anything else.
 
     Raises:
         SpecError: ``search.derived`` does not fit the space (see :class:`Space`).
@@ -280,4 +294,6 @@ def make_searcher(
     searcher = SEARCHERS[spec.search.algorithm](spec, capacity, metric, mode, prescreen=prescreen)
     if measured:
         searcher.skip(measured)
+    if first:
+        searcher.prioritize(first)
     return searcher

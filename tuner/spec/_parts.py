@@ -7,10 +7,11 @@ import re
 import typing
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tuner import serverargs
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
+from tuner.spec import _limits
 from tuner.spec._expr import Expression
 
 __all__ = [
@@ -51,7 +52,8 @@ def _did_you_mean(name: str, known: typing.Sequence[str]) -> str:
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity in any number: NaN passes no bound and breaks every comparison.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Part):
@@ -81,8 +83,21 @@ class ModelSpec(_Part):
 
 class _BackendBase(_Part):
     startup_timeout_s: float = Field(
-        600, gt=0, description="Seconds a server may take to become healthy."
+        600,
+        gt=0,
+        le=_limits.MAX_STARTUP_TIMEOUT_S,
+        description="Seconds a server may take to become healthy.",
     )
+
+    @model_validator(mode="after")
+    def _startup_timeout_bounded(self) -> _BackendBase:
+        # Kinds that redeclare the field with their own default skip the bound above.
+        if self.startup_timeout_s > _limits.MAX_STARTUP_TIMEOUT_S:
+            raise ValueError(
+                f"startup_timeout_s: at most {_limits.MAX_STARTUP_TIMEOUT_S:,.0f} s (a day); "
+                "a server that is not healthy by then will not become healthy"
+            )
+        return self
 
 
 class TwinBackendSpec(_BackendBase):
@@ -94,6 +109,30 @@ class TwinBackendSpec(_BackendBase):
     time_scale: float = Field(
         1.0, ge=1.0, le=50.0, description="Run the twin this many times faster than real time."
     )
+    faults: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Failures every trial's twin server injects, each passed as --fault: "
+        "crash-after=N (exit after N requests), hang, slow-start=SECONDS, http500-rate=P "
+        "(a fraction P of generation requests answered with HTTP 500); for testing the tuner.",
+    )
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_parse(cls, faults: list[str]) -> list[str]:
+        import argparse
+        import math
+
+        from twin._faults import make_faults
+
+        for text in faults:
+            try:
+                parsed = make_faults([text])
+            except argparse.ArgumentTypeError as e:
+                raise ValueError(str(e)) from e
+            if not math.isfinite(parsed.slow_start_s):
+                raise ValueError(f"value out of range in fault {text!r}; give finite seconds")
+        return faults
 
 
 class EstimateBackendSpec(_BackendBase):
@@ -110,7 +149,10 @@ class LocalBackendSpec(_BackendBase):
     kind: Literal["local"] = "local"
     gpus: int = Field(1, ge=1, le=64, description="GPUs the study may use at once.")
     python: str | None = Field(
-        None, description="Python interpreter that has sglang installed; default: this one."
+        None,
+        pattern=_PATH_TEXT,
+        description="Python interpreter that has sglang installed (a path, or a name on PATH); "
+        "checked before the first trial; default: this one.",
     )
     startup_timeout_s: float = Field(1800, gt=0, description="Seconds to wait for /health.")
 
@@ -134,7 +176,10 @@ class OmeBenchmarkJobSpec(_Part):
         description="genai-bench image; default: the one in OME's benchmarkjob-config.",
     )
     timeout_s: float = Field(
-        600, gt=0, description="Seconds one level's job may take beyond its time budget."
+        600,
+        gt=0,
+        le=_limits.MAX_STARTUP_TIMEOUT_S,
+        description="Seconds one level's job may take beyond its time budget.",
     )
 
 
@@ -162,7 +207,9 @@ class OmeBackendSpec(_BackendBase):
         None, ge=1, le=4096, description="Cap on GPUs used at once; default: all free ones."
     )
     kube_context: str | None = Field(None, description="kubeconfig context; default: current.")
-    startup_timeout_s: float = Field(1800, gt=0, description="Seconds to wait for Ready.")
+    startup_timeout_s: float = Field(
+        1800, gt=0, le=_limits.MAX_STARTUP_TIMEOUT_S, description="Seconds to wait for Ready."
+    )
     kubeconfig: str | None = Field(
         None,
         description="kubeconfig file; default: in-cluster config inside a pod, "
@@ -191,7 +238,10 @@ class OmeBackendSpec(_BackendBase):
         "reachable (default).",
     )
     teardown_timeout_s: float = Field(
-        600, gt=0, description="Seconds to wait for a trial's pods to go after deleting it."
+        600,
+        gt=0,
+        le=_limits.MAX_STARTUP_TIMEOUT_S,
+        description="Seconds to wait for a trial's pods to go after deleting it.",
     )
     benchmark_job: OmeBenchmarkJobSpec | None = Field(
         None,
@@ -212,20 +262,25 @@ class WorkloadSpec(_Part):
     scenarios: list[str] = Field(
         default_factory=lambda: ["D(1024,256)"],
         min_length=1,
+        max_length=_limits.MAX_SCENARIOS,
         description="genai-bench traffic scenarios, e.g. D(1024,256) or N(480,240)/(300,150).",
     )
     concurrency: list[int] = Field(
         default_factory=lambda: [8, 32, 64],
         min_length=1,
+        max_length=_limits.MAX_LEVELS,
         description="Concurrency levels, measured lowest first.",
     )
     max_requests_per_level: int = Field(
-        200, ge=1, le=1_000_000, description="Requests per level (genai-bench's soft cap)."
+        200,
+        ge=1,
+        le=_limits.MAX_REQUESTS_PER_LEVEL,
+        description="Requests per level (genai-bench's soft cap).",
     )
     max_seconds_per_level: int = Field(
         60,
         ge=1,
-        le=86_400,
+        le=_limits.MAX_SECONDS_PER_LEVEL,
         description="Time per level; genai-bench counts whole minutes, so this is rounded up.",
     )
 
@@ -245,6 +300,10 @@ class WorkloadSpec(_Part):
     def _ladder_ascends(cls, levels: list[int]) -> list[int]:
         if any(level < 1 for level in levels):
             raise ValueError("every level must be at least 1")
+        if any(level > _limits.MAX_CONCURRENCY for level in levels):
+            raise ValueError(
+                f"every level must be at most {_limits.MAX_CONCURRENCY:,} concurrent requests"
+            )
         if levels != sorted(set(levels)):
             raise ValueError("levels must be distinct and in ascending order")
         return levels
@@ -402,14 +461,38 @@ class SearchSpec(_Part):
         "learned constraint; multi-objective TPE when objective.pareto is set).",
     )
     max_trials: int | None = Field(
-        None, ge=1, le=10_000, description="Trials to run; default: 20, or the whole grid."
+        None,
+        ge=1,
+        le=_limits.MAX_TRIALS,
+        description="Trials to run; default: 20, or the whole grid.",
     )
-    seed: int | None = Field(0, description="Seed of the sampler; null for a random one.")
+    seed: int | None = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,  # what NumPy's and Optuna's samplers take
+        description="Seed of the sampler; null for a random one.",
+    )
     max_concurrent: int | None = Field(
         None, ge=1, le=256, description="Trials at once; default: as many as the GPUs allow."
     )
     time_budget_s: float | None = Field(
-        None, gt=0, description="Stop starting trials after this many seconds."
+        None,
+        gt=0,
+        le=_limits.MAX_TIME_BUDGET_S,
+        description="Stop starting trials after this many seconds.",
+    )
+    pending_timeout_s: float | None = Field(
+        3600,
+        gt=0,
+        le=_limits.MAX_TIME_BUDGET_S,
+        description="Fail the study when a trial has waited this long for GPUs that no node "
+        "can give it (the cluster shrank, or other studies hold the pool); null: wait forever.",
+    )
+    node_loss_retries: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Times a trial whose node (or actor) was lost is run again elsewhere.",
     )
     early_stopping: bool = Field(
         True,

@@ -6,29 +6,45 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tuner.exceptions import DuplicateStudyError, StoreError, StudyNotFoundError
-from tuner.store._records import EventRecord, StudyRecord, StudyState, TrialRecord, TrialState
+from tuner.events import EventKind
+from tuner.exceptions import (
+    DuplicateStudyError,
+    FinishedTrialError,
+    StoreError,
+    StudyNotFoundError,
+    StudyRunningError,
+)
+from tuner.store._driver import driver_alive
+from tuner.store._records import (
+    EventRecord,
+    StudyRecord,
+    StudyState,
+    TrialReason,
+    TrialRecord,
+    TrialState,
+)
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS studies (
     study_id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,
-    created_at REAL NOT NULL, started_at REAL, ended_at REAL, message TEXT, best_trial_id TEXT);
+    created_at REAL NOT NULL, started_at REAL, ended_at REAL, message TEXT, best_trial_id TEXT,
+    driver TEXT, heartbeat_at REAL);
 CREATE TABLE IF NOT EXISTS trials (
     study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
     trial_id TEXT NOT NULL, number INTEGER NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL,
     gpus INTEGER NOT NULL, score REAL, reason TEXT, message TEXT, levels TEXT NOT NULL,
-    timings TEXT NOT NULL, started_at REAL, ended_at REAL, confirms TEXT,
-    PRIMARY KEY (study_id, trial_id));
+    timings TEXT NOT NULL, started_at REAL, ended_at REAL, confirms TEXT, node_id TEXT,
+    node_ip TEXT, PRIMARY KEY (study_id, trial_id));
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
@@ -141,20 +157,104 @@ class Store:
         state: StudyState,
         message: str | None = None,
     ) -> None:
-        """Move a study to ``state``, stamping start and end times."""
+        """Move a study to ``state``, stamping start and end times.
+
+        A study becomes ``running`` only through :meth:`claim_study`, which names its driver.
+        """
+        if state == StudyState.RUNNING:
+            raise ValueError("a study runs only under a driver: use claim_study")
         now = time.time()
         with self._tx() as db:
             db.execute(
                 "UPDATE studies SET state=?, message=?, "
                 "started_at=CASE WHEN ?='running' THEN coalesce(started_at, ?) "
                 "ELSE started_at END,"
-                " ended_at=CASE WHEN ? IN ('completed','stopped','failed') THEN ? ELSE NULL END "
+                " ended_at=CASE WHEN ? IN ('completed','stopped','failed','interrupted') THEN ? "
+                "ELSE NULL END "
                 "WHERE study_id=?",
                 (state.value, message, state.value, now, state.value, now, study_id),
             )
 
+    def claim_study(self, study_id: str, driver: str) -> None:
+        """Make ``driver`` the process that runs the study, and mark it running.
+
+        Raises:
+            StudyNotFoundError: there is no such study.
+            StudyRunningError: another live driver runs it.
+        """
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, driver, heartbeat_at FROM studies WHERE study_id=?", (study_id,)
+            ).fetchone()
+            if row is None:
+                raise StudyNotFoundError(
+                    f"no study '{study_id}' in {self.path}; `autotuner list` shows the studies"
+                )
+            holder = row["driver"]
+            if (
+                row["state"] == StudyState.RUNNING
+                and holder not in (None, driver)
+                and driver_alive(holder, row["heartbeat_at"], now)
+            ):
+                raise StudyRunningError(
+                    f"study '{study_id}' is running in another process ({holder}); stop it "
+                    "there, or wait until it ends",
+                    study_id=study_id,
+                )
+            db.execute(
+                "UPDATE studies SET state='running', message=NULL, driver=?, heartbeat_at=?, "
+                "started_at=coalesce(started_at, ?), ended_at=NULL WHERE study_id=?",
+                (driver, now, now, study_id),
+            )
+
+    def heartbeat(self, study_id: str, driver: str) -> bool:
+        """Say the study's driver is alive; False when another driver took the study over."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE studies SET heartbeat_at=? WHERE study_id=? AND driver=?",
+                (time.time(), study_id, driver),
+            )
+        return cursor.rowcount == 1
+
+    def release_study(self, study_id: str, driver: str) -> None:
+        """The driver is done with the study (whatever its state now)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE studies SET driver=NULL, heartbeat_at=NULL "
+                "WHERE study_id=? AND driver=?",
+                (study_id, driver),
+            )
+
+    def mark_interrupted(self, study_id: str, message: str) -> bool:
+        """Write down that a running study lost its driver: the study and its unfinished
+        trials become ``interrupted``. False when its driver is alive (nothing changes).
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, driver, heartbeat_at FROM studies WHERE study_id=?", (study_id,)
+            ).fetchone()
+            if row is None or row["state"] != StudyState.RUNNING:
+                return False
+            if row["driver"] is not None and driver_alive(row["driver"], row["heartbeat_at"]):
+                return False
+            db.execute(
+                "UPDATE studies SET state='interrupted', message=?, driver=NULL, "
+                "heartbeat_at=NULL, ended_at=? WHERE study_id=?",
+                (message, time.time(), study_id),
+            )
+            db.execute(
+                "UPDATE trials SET state='interrupted' WHERE study_id=? "
+                "AND state IN ('pending','running')",
+                (study_id,),
+            )
+        return True
+
     def get_study(self, study_id: str) -> StudyRecord:
         """The study with that id.
+
+        A ``running`` study whose driver is gone reads as ``interrupted``, before anyone
+        has written that down (see :meth:`mark_interrupted`).
 
         Raises:
             StudyNotFoundError: there is none.
@@ -186,12 +286,26 @@ class Store:
     # --- trials --------------------------------------------------------------------------
 
     def upsert_trial(self, record: TrialRecord) -> None:
-        """Insert or replace a trial and refresh the study's best trial."""
+        """Insert or replace a trial.
+
+        Raises:
+            FinishedTrialError: the stored trial is finished; finished trials never change.
+        """
         with self._tx() as db:
+            row = db.execute(
+                "SELECT state FROM trials WHERE study_id=? AND trial_id=?",
+                (record.study_id, record.trial_id),
+            ).fetchone()
+            if row is not None and TrialState(row["state"]).is_finished():
+                raise FinishedTrialError(
+                    f"trial {record.trial_id} of study '{record.study_id}' is "
+                    f"{row['state']} and cannot change; this is a bug, please report it",
+                    trial_id=record.trial_id,
+                )
             db.execute(
                 "INSERT OR REPLACE INTO trials (study_id, trial_id, number, params, state, "
                 "gpus, score, reason, message, levels, timings, started_at, ended_at, "
-                "confirms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "confirms, node_id, node_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.study_id,
                     record.trial_id,
@@ -207,6 +321,8 @@ class Store:
                     record.started_at,
                     record.ended_at,
                     record.confirms,
+                    record.node_id,
+                    record.node_ip,
                 ),
             )
 
@@ -216,8 +332,21 @@ class Store:
             db.execute("UPDATE studies SET best_trial_id=? WHERE study_id=?", (trial_id, study_id))
 
     def delete_trial(self, study_id: str, trial_id: str) -> None:
-        """Remove one trial (one that never started: it holds no measurement)."""
+        """Remove one unfinished trial (one that never started, or one a resume re-runs).
+
+        Raises:
+            FinishedTrialError: the trial is finished; finished trials are never removed.
+        """
         with self._tx() as db:
+            row = db.execute(
+                "SELECT state FROM trials WHERE study_id=? AND trial_id=?", (study_id, trial_id)
+            ).fetchone()
+            if row is not None and TrialState(row["state"]).is_finished():
+                raise FinishedTrialError(
+                    f"trial {trial_id} of study '{study_id}' is {row['state']}; finished "
+                    "trials are kept",
+                    trial_id=trial_id,
+                )
             db.execute("DELETE FROM trials WHERE study_id=? AND trial_id=?", (study_id, trial_id))
 
     def get_trial(self, study_id: str, trial_id: str) -> TrialRecord | None:
@@ -230,13 +359,22 @@ class Store:
         return _trial(row) if row else None
 
     def list_trials(self, study_id: str) -> list[TrialRecord]:
-        """A study's trials in creation order."""
-        rows = (
-            self._db()
-            .execute("SELECT * FROM trials WHERE study_id=? ORDER BY number", (study_id,))
-            .fetchall()
-        )
-        return [_trial(row) for row in rows]
+        """A study's trials in creation order; those a gone driver ran read as interrupted."""
+        db = self._db()
+        rows = db.execute(
+            "SELECT * FROM trials WHERE study_id=? ORDER BY number", (study_id,)
+        ).fetchall()
+        trials = [_trial(row) for row in rows]
+        if any(t.state in _LIVE_TRIAL for t in trials):
+            study = db.execute(_STUDY_QUERY + " WHERE s.study_id=?", (study_id,)).fetchone()
+            if study is not None and _study(study).state == StudyState.INTERRUPTED:
+                trials = [
+                    t.model_copy(update={"state": TrialState.INTERRUPTED})
+                    if t.state in _LIVE_TRIAL
+                    else t
+                    for t in trials
+                ]
+        return trials
 
     def next_trial_number(self, study_id: str) -> int:
         """The number the next new trial of the study gets."""
@@ -252,15 +390,15 @@ class Store:
     def add_event(
         self,
         study_id: str,
-        kind: str,
+        kind: EventKind,
         trial_id: str | None = None,
-        data: dict[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> int:
         """Append an event; return its sequence number."""
         with self._tx() as db:
             cursor = db.execute(
                 "INSERT INTO events (study_id, at, kind, trial_id, data) VALUES (?,?,?,?,?)",
-                (study_id, time.time(), kind, trial_id, json.dumps(data or {})),
+                (study_id, time.time(), kind.value, trial_id, json.dumps(dict(data or {}))),
             )
         return int(cursor.lastrowid or 0)
 
@@ -279,7 +417,7 @@ class Store:
                 seq=r["seq"],
                 study_id=r["study_id"],
                 at=r["at"],
-                kind=r["kind"],
+                kind=EventKind(r["kind"]),
                 trial_id=r["trial_id"],
                 data=json.loads(r["data"]),
             )
@@ -294,17 +432,25 @@ _STUDY_QUERY = (
 )
 
 
+_LIVE_TRIAL = (TrialState.PENDING, TrialState.RUNNING)
+
+
 def _study(row: sqlite3.Row) -> StudyRecord:
+    state = StudyState(row["state"])
+    if state == StudyState.RUNNING and not driver_alive(row["driver"], row["heartbeat_at"]):
+        state = StudyState.INTERRUPTED
     return StudyRecord(
         study_id=row["study_id"],
         name=row["name"],
         spec=json.loads(row["spec"]),
-        state=StudyState(row["state"]),
+        state=state,
         created_at=row["created_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         message=row["message"],
         best_trial_id=row["best_trial_id"],
+        driver=row["driver"],
+        heartbeat_at=row["heartbeat_at"],
         n_trials=row["n_trials"],
         n_finished=row["n_finished"],
     )
@@ -319,18 +465,35 @@ def _trial(row: sqlite3.Row) -> TrialRecord:
         state=TrialState(row["state"]),
         gpus=row["gpus"],
         score=row["score"],
-        reason=row["reason"],
+        reason=_reason(row["reason"]),
         message=row["message"],
         levels=json.loads(row["levels"]),
         timings=json.loads(row["timings"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         confirms=row["confirms"],
+        node_id=row["node_id"],
+        node_ip=row["node_ip"],
     )
+
+
+def _reason(text: str | None) -> TrialReason | None:
+    if text is None:
+        return None
+    return TrialReason(_OLD_REASONS.get(text, text))
+
+
+# Reasons stores of schema 2 wrote under another name.
+_OLD_REASONS = {"crash": TrialReason.CRASHED.value}
 
 
 def _upgrade(db: sqlite3.Connection, version: int) -> None:
     """Bring an older store up to ``SCHEMA_VERSION``, in place; changes are only additive."""
     if version < 2:  # 2: trials.confirms marks confirmation runs
         db.execute("ALTER TABLE trials ADD COLUMN confirms TEXT")
+    if version < 3:  # 3: the driver's lease on a running study; the node a trial ran on
+        db.execute("ALTER TABLE studies ADD COLUMN driver TEXT")
+        db.execute("ALTER TABLE studies ADD COLUMN heartbeat_at REAL")
+        db.execute("ALTER TABLE trials ADD COLUMN node_id TEXT")
+        db.execute("ALTER TABLE trials ADD COLUMN node_ip TEXT")
     db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))

@@ -1,25 +1,35 @@
-"""``TrialRunner``: the Ray Tune trainable. Deploys in ``setup``, one level per ``step``.
+"""``TrialRunner``: the Ray Tune trainable. Deploys in its first ``step``, one rung per step.
 
 A trial actor is stateless beyond its own deployment and never touches the store: each step
 returns a result dict, and the driver-side callback records it.
+
+Why the first step and not ``setup``: Tune may start an actor for a trial and then hand the
+trial to a cached actor instead, killing the first mid-``setup``. A deploy there would leave
+two actors deploying the same trial. Tune calls ``step`` only on the actor it runs the trial
+on, so one trial gets one deployment, owned by that actor.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import ray
 from ray import tune
 
 from tuner import objective
+from tuner.backends.base import current_node
 from tuner.bench.metrics import LevelMetrics
-from tuner.exceptions import BackendError, BenchmarkError
+from tuner.exceptions import BackendError, BenchmarkError, ServerExitedError
+from tuner.store import TrialReason
 
 if TYPE_CHECKING:
     from tuner.backends.base import Backend, Deployment
 
 __all__ = ["OBJECTIVE_KEY", "TrialRunner", "sentinel"]
 
+logger = logging.getLogger(__name__)
 # The key Tune's searcher and scheduler read; always a number (see ``sentinel``).
 OBJECTIVE_KEY = "objective"
 
@@ -32,8 +42,10 @@ def sentinel(mode: str) -> float:
 class TrialRunner(tune.Trainable):
     """One trial: a deployment measured over the concurrency ladder, lowest load first.
 
-    Each ``step`` measures one rung of the :class:`~tuner.objective.Ladder` (one concurrency
-    level, every scenario still climbing), so ``training_iteration`` counts levels and a
+    The first ``step`` only reports where the trial was placed (``placed``, with
+    ``node_id`` and ``node_ip``), so the driver knows the node before any server exists.
+    Each later ``step`` measures one rung of the :class:`~tuner.objective.Ladder` (one
+    concurrency level, every scenario still climbing; the first also deploys), so a
     scheduler can stop a trial between them. Results carry ``levels`` (LevelMetrics dicts by
     scenario) with their ``violations`` (text by scenario, empty when the level meets the
     SLO), ``score`` (None until the trial has one), ``objective`` (score or sentinel),
@@ -46,6 +58,7 @@ class TrialRunner(tune.Trainable):
     def setup(self, config: dict[str, Any], backend: Backend | None = None) -> None:
         assert backend is not None, "wrap with tune.with_parameters(TrialRunner, backend=...)"
         self._backend = backend
+        self._node = {"node_id": current_node(), "node_ip": ray.util.get_node_ip_address()}
         self._start(config)
 
     def _start(self, config: dict[str, Any]) -> None:
@@ -55,7 +68,16 @@ class TrialRunner(tune.Trainable):
         self._ladder = objective.Ladder(spec.workload, spec.objective, self._gpus)
         self._failure: dict[str, Any] | None = None
         self._deployment: Deployment | None = None
-        self._started_at = time.time()  # before the deploy: the GPUs are held from here
+        self._placed = False
+        self._deployed = False
+        self._started_at = time.time()
+        self._deploy_s = 0.0
+
+    def _deploy(self) -> None:
+        """Start this trial's server and wait until it is ready (or record why not)."""
+        spec = self._backend.spec
+        self._deployed = True
+        self._started_at = time.time()  # the GPUs are held from here
         started = time.monotonic()
         try:
             self._deployment = self._backend.deploy(
@@ -63,13 +85,39 @@ class TrialRunner(tune.Trainable):
             )
             self._backend.wait_ready(self._deployment, spec.backend.startup_timeout_s)
         except BackendError as e:
-            self._failure = {"reason": e.reason, "message": str(e)}
+            self._failure = {"reason": TrialReason(e.reason), "message": str(e)}
         self._deploy_s = time.monotonic() - started
 
     def step(self) -> dict[str, Any]:
+        # A failing trial is data: only the loss of this actor or its node reaches Tune as an
+        # error (and is retried, see search.node_loss_retries); a bug here is not retried.
+        try:
+            return self._step()
+        except Exception as e:
+            logger.exception("trial %s failed", self.trial_id)
+            return {
+                **self._node,
+                "gpus": self._gpus,
+                "deploy_s": self._deploy_s,
+                "started_at": self._started_at,
+                OBJECTIVE_KEY: sentinel(objective.direction(self._backend.spec.objective)),
+                "failed": True,
+                "reason": TrialReason.ERROR,
+                "message": f"{type(e).__name__}: {e}"[:1000],
+                "done": True,
+            }
+
+    def _step(self) -> dict[str, Any]:
+        if not self._placed:
+            self._placed = True
+            return {**self._node, "gpus": self._gpus, "placed": True, OBJECTIVE_KEY: sentinel(
+                objective.direction(self._backend.spec.objective))}
+        if not self._deployed:
+            self._deploy()
         spec = self._backend.spec
         mode = objective.direction(spec.objective)
         base = {
+            **self._node,
             "gpus": self._gpus,
             "deploy_s": self._deploy_s,
             "started_at": self._started_at,
@@ -93,9 +141,13 @@ class TrialRunner(tune.Trainable):
                 }
         self._ladder.record(measured)
         score = self._ladder.score
+        verdict = {}
+        if self._ladder.done and score is None:
+            verdict = {"reason": TrialReason.SLO_VIOLATED, "message": self._ladder.missed()}
         return {
             **base,
             **self._levels(measured),
+            **verdict,
             "score": score,
             OBJECTIVE_KEY: score if score is not None else sentinel(mode),
             "slo_excess": self._ladder.slo_excess,
@@ -110,20 +162,37 @@ class TrialRunner(tune.Trainable):
     def _measure(
         self, scenario: str, concurrency: int, measured: list[LevelMetrics]
     ) -> dict[str, Any] | None:
-        """Measure one level into ``measured``; the failure fields when it could not."""
-        assert self._deployment is not None
-        if dead := self._backend.alive(self._deployment):
-            return {"reason": "crash", "message": dead}
+        """Measure one level into ``measured``; the failure fields when it could not.
+
+        The server is watched while the level runs: if it dies, the level is cut short and
+        the trial fails as ``crashed``; what was measured against a dying server is
+        discarded, since it says nothing about the config.
+        """
+        deployment = self._deployment
+        assert deployment is not None
+        if dead := self._backend.alive(deployment):
+            return {"reason": TrialReason.CRASHED, "message": dead}
         out_dir = self._backend.workdir / "trials" / self.trial_id / f"{scenario}-c{concurrency}"
         try:
             level = self._backend.measure(
-                self._deployment, scenario=scenario, concurrency=concurrency, out_dir=out_dir
+                deployment,
+                scenario=scenario,
+                concurrency=concurrency,
+                out_dir=out_dir,
+                abort=lambda: self._backend.exited(deployment),
             )
+        except ServerExitedError as e:
+            return {"reason": TrialReason.CRASHED, "message": str(e)}
         except BenchmarkError as e:
-            dead = self._backend.alive(self._deployment)
-            if dead:
-                return {"reason": "crash", "message": f"{dead} (during the benchmark)"}
-            return {"reason": "benchmark", "message": str(e)}
+            if dead := self._backend.alive(deployment):
+                return {"reason": TrialReason.CRASHED, "message": f"{dead} (during the level)"}
+            return {"reason": TrialReason.BENCHMARK, "message": str(e)}
+        # A death right at the end of the level is not seen by the watch: look once more.
+        if dead := self._backend.exited(deployment):
+            return {
+                "reason": TrialReason.CRASHED,
+                "message": f"{dead} (during level c={concurrency})",
+            }
         measured.append(level)
         return None
 
@@ -148,7 +217,7 @@ class TrialRunner(tune.Trainable):
         self._stop_server()
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        # Actor reuse: the old trial's server goes, the new trial deploys its own.
+        # Actor reuse: the old trial's server goes; the new trial deploys in its first step.
         self._stop_server()
         self._start(new_config)
         return True

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tuner import create_study, open_store, request_stop, run_study
+from tuner import StopToken, create_study, open_store, run_study
 from tuner.backends import _ome  # noqa: F401  (registers backend.kind "ome")
 from tuner.spec import StudySpec
 from tuner.store import StudyState, TrialState
@@ -111,14 +111,15 @@ def test_a_stopped_study_deletes_its_isvcs(
     store = open_store(tmp_path / "s.db")
     study_id = create_study(spec, store=store).study_id
     outcome: dict[str, Any] = {}
+    stop = StopToken()
     thread = threading.Thread(target=lambda: outcome.update(result=run_study(
-        spec, store=store, study_id=study_id, workdir=tmp_path / "w")))
+        spec, store=store, study_id=study_id, workdir=tmp_path / "w", stop=stop)))
     thread.start()
     deadline = time.monotonic() + 60
     while not any(_ready(i) for i in cluster.list("inferenceservices", NAMESPACE)):
         assert time.monotonic() < deadline, "no trial became Ready"
         time.sleep(0.1)
-    request_stop(study_id)
+    stop.set()
     thread.join(timeout=120)
     assert not thread.is_alive()
     result = outcome["result"]
