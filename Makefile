@@ -21,8 +21,8 @@ browser:
 	      chromium chromium-driver >/dev/null; }
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tuner twin api ui tests benchmarks
-	$(VENV)/bin/mypy tuner twin
+	$(VENV)/bin/ruff check tuner twin service api ui webapp tests benchmarks
+	$(VENV)/bin/mypy tuner twin service api ui webapp
 
 test: lint browser
 	$(VENV)/bin/python -m pytest -q -ra

@@ -1,4 +1,4 @@
-"""The service's own errors, and the one handler that turns every error into a JSON body."""
+"""The HTTP-only errors, and the one handler that turns every error into a JSON body."""
 
 from __future__ import annotations
 
@@ -11,18 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import NoBestTrialError, StudyBusyError
 from tuner.exceptions import (
     DuplicateStudyError,
     NotSupportedError,
     SpecError,
-    StoreError,
     StudyNotFoundError,
     TunerError,
 )
 
-__all__ = ["AuthError", "BodyTooLargeError", "InsecureServiceError", "NoBestTrialError",
-           "StudyBusyError", "UnsupportedMediaTypeError", "error_body", "install_handlers",
-           "status_of"]
+__all__ = ["AuthError", "BodyTooLargeError", "UnsupportedMediaTypeError", "error_body",
+           "install_handlers", "status_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,36 +36,6 @@ class UnsupportedMediaTypeError(TunerError):
 
 class BodyTooLargeError(TunerError):
     """The request body is larger than any study spec can be."""
-
-
-class InsecureServiceError(TunerError):
-    """The service would listen beyond this host with no token."""
-
-
-class StudyBusyError(StoreError):
-    """The study is running or waiting to run, so it cannot be changed that way now.
-
-    Attributes:
-        study_id: the study.
-        state: its state when the request came.
-    """
-
-    def __init__(self, message: str, *, study_id: str, state: str) -> None:
-        super().__init__(message)
-        self.study_id = study_id
-        self.state = state
-
-
-class NoBestTrialError(TunerError):
-    """The study has no trial that met the SLO yet.
-
-    Attributes:
-        study_id: the study.
-    """
-
-    def __init__(self, message: str, *, study_id: str) -> None:
-        super().__init__(message)
-        self.study_id = study_id
 
 
 def status_of(error: TunerError) -> int:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
@@ -15,86 +12,19 @@ from fastapi import APIRouter, Cookie, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from api._errors import (
-    AuthError,
-    BodyTooLargeError,
-    NoBestTrialError,
-    UnsupportedMediaTypeError,
-)
-from api._events import EventHub
-from api._manager import StudyManager
-from api._views import BestConfig, StudyView, best_config, study_spec, study_view, trials_csv
+from api._errors import AuthError, BodyTooLargeError, UnsupportedMediaTypeError
+from service import BestConfig, Service, StudyView, trials_csv
 from tuner.exceptions import SpecError, TunerError
 from tuner.spec import StudySpec, spec_from_dict
 from tuner.store import EventRecord, StudyRecord, TrialRecord
 
-__all__ = ["SESSION_COOKIE", "Service", "router"]
+__all__ = ["SESSION_COOKIE", "router"]
 
 # A spec is a few KiB; 1 MiB leaves room for long descriptions and lists, and bounds what
 # one request can make the service parse.
 MAX_BODY_BYTES = 1 << 20
 # The cookie POST /api/session sets, for clients that cannot send headers (EventSource).
 SESSION_COOKIE = "autotuner_session"
-
-
-@dataclass
-class Service:
-    """What the routes and pages share: the manager, the event hub and the settings.
-
-    Attributes:
-        manager: runs the studies.
-        hub: streams their events.
-        token: the bearer token every request must carry, or None for no auth.
-        keepalive_s: seconds of silence after which an event stream sends a comment.
-    """
-
-    manager: StudyManager
-    hub: EventHub
-    token: str | None = None
-    keepalive_s: float = 15.0
-
-    def check_token(self, given: str | None) -> bool:
-        """Whether ``given`` is the token (always True without auth)."""
-        if not self.token:
-            return True
-        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
-
-    def session_value(self) -> str:
-        """What the session cookie holds: derived from the token, so the cookie never shows
-        the token itself, and void as soon as the service runs with another token."""
-        assert self.token
-        return hmac.new(self.token.encode(), b"autotuner-session", hashlib.sha256).hexdigest()
-
-    def check_session(self, given: str | None) -> bool:
-        """Whether ``given`` is a session cookie of this service (always True without auth)."""
-        if not self.token:
-            return True
-        return given is not None and hmac.compare_digest(given.encode(),
-                                                         self.session_value().encode())
-
-    def view(self, record: StudyRecord) -> StudyView:
-        """A study record with progress and best trial."""
-        store = self.manager.store
-        best = store.get_trial(record.study_id, record.best_trial_id) \
-            if record.best_trial_id else None
-        return study_view(record, best, active=self.manager.is_active(record.study_id),
-                          starting=self.manager.is_running_here(record.study_id))
-
-    def best(self, study_id: str) -> BestConfig:
-        """The best configuration of a study with its launch text.
-
-        Raises:
-            StudyNotFoundError: no such study.
-            NoBestTrialError: no trial met the SLO yet.
-        """
-        record = self.manager.store.get_study(study_id)
-        trial = self.manager.store.get_trial(study_id, record.best_trial_id) \
-            if record.best_trial_id else None
-        if trial is None:
-            raise NoBestTrialError(f"study '{study_id}' has no trial that met the SLO yet; "
-                                   "wait for more trials or relax the SLO", study_id=study_id)
-        text = self.manager.driver.launch_text(study_spec(record), trial.params)
-        return best_config(record, trial, text)
 
 
 def _service(request: Request) -> Service:

@@ -20,7 +20,6 @@ The target: 0 leaked servers, 0 changed results, recorded = expected, 0 5xx.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -37,17 +36,16 @@ from tests.faults.support import (  # noqa: E402
     INTERRUPTED,
     SLO_VIOLATED,
     ServerSampler,
-    cli_env,
     config_key,
-    drop_env,
+    driver_killed_midway,
     grid_keys,
     kill_group,
     kill_tagged,
+    killed_driver_data,
     run_cli,
     server_logs,
     service,
     spec_data,
-    start_cli,
     starts,
     tagged,
     wait_until,
@@ -153,29 +151,12 @@ def _fingerprint(trials: list[Any]) -> dict[str, tuple[Any, ...]]:
 def driver_kill(row: Row, home: Path, ids: set[str]) -> None:
     from tuner.store import open_store
 
-    data = spec_data("killed", gpus=2, space={"schedule_policy": ["fcfs", "lpm"],
-                                              "chunked_prefill_size": [1024, 2048, 4096]},
-                     faults=["slow-start=1"])
+    data = killed_driver_data()
     row.expected = len(grid_keys(data))
-    spec_path = home / "spec.json"
-    spec_path.write_text(json.dumps(data))
-    store_path = home / "s.db"
-    env = cli_env(home)
-    driver = start_cli(["--store", str(store_path), "run", str(spec_path)], env,
-                       home / "driver.log")
-    store = open_store(store_path)
-    try:
-        def midway() -> bool:
-            studies = store.list_studies()
-            if not studies:
-                return False
-            ids.add(studies[0].study_id)
-            states = [t.state.value for t in store.list_trials(studies[0].study_id)]
-            return "completed" in states and "running" in states
-
-        wait_until(midway, 180, "a completed and a running trial at once", interval=0.2)
-        (study_id,) = ids
-        kill_group(driver)
+    with driver_killed_midway(home, data) as driver:
+        study_id, store_path, env = driver.study_id, driver.store_path, driver.env
+        ids.add(study_id)
+        store = open_store(store_path)
         before = _fingerprint(store.list_trials(study_id))
 
         def listed_interrupted() -> bool:
@@ -197,9 +178,6 @@ def driver_kill(row: Row, home: Path, ids: set[str]) -> None:
         row.changed = sum(1 for k, v in before.items() if after.get(k) != v)
         if sorted(config_key(t.params) for t in trials) != grid_keys(data):
             row.problems.append("configs not each run once")
-    finally:
-        kill_group(driver)
-        drop_env(env)
 
 
 def service_kill(row: Row, home: Path, ids: set[str]) -> None:

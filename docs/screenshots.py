@@ -43,8 +43,8 @@ def free_port() -> int:
 
 def start_service(store: Path, port: int, log: Path, ray_tmp: str,
                   gpus: int = 4) -> subprocess.Popen[bytes]:
-    """``autotuner serve`` in a subprocess (the same ``api.serve`` call the CLI makes)."""
-    code = ("import sys, api; api.serve('127.0.0.1', int(sys.argv[1]), sys.argv[2], "
+    """``autotuner serve`` in a subprocess (the same ``webapp.serve`` call the CLI makes)."""
+    code = ("import sys, webapp; webapp.serve('127.0.0.1', int(sys.argv[1]), sys.argv[2], "
             "gpus=int(sys.argv[3]))")
     env = {**os.environ, "AUTOTUNER_HOME": str(store.parent), "RAY_TMPDIR": ray_tmp}
     env.pop("AUTOTUNER_TOKEN", None)

@@ -1,4 +1,4 @@
-"""The winner of an OME study as manifests to apply: its InferenceService, or a tuned runtime."""
+"""The winner of a study as manifests to apply, for backends whose export is a manifest."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner import backends
 from tuner.exceptions import NotSupportedError
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ def export_manifests(
     """The manifests that serve ``params`` in production, as the study measured them.
 
     Args:
-        spec: a study spec with ``backend.kind: ome``.
+        spec: a study spec whose backend exports manifests (``ome``).
         params: the winner's sampled flags (the spec's fixed flags are added).
         runtime: False: one InferenceService on the study's runtime with the flags as
             ``runner.args``, exactly as measured. True: a ClusterServingRuntime with the flags
@@ -36,17 +37,16 @@ def export_manifests(
             the cluster, which then must be reachable.
 
     Raises:
-        NotSupportedError: the backend is not ``ome``, or its runtime has no engine command.
+        NotSupportedError: the backend exports no manifests, or its runtime has no engine
+            command.
         BackendError: the base runtime cannot be read from the cluster.
     """
-    if spec.backend.kind != "ome":
+    backend = backends.make(
+        spec, study_id=study_id or spec.name, workdir=Path(tempfile.gettempdir())
+    )
+    if backend.EXPORT_LANGUAGE != "yaml":
         raise NotSupportedError(
             f"backend.kind '{spec.backend.kind}' has no manifests to export; `autotuner "
             "export` prints the winner's launch command instead"
         )
-    from tuner.backends._ome import OmeBackend
-
-    backend = OmeBackend(spec, study_id=study_id or spec.name, workdir=Path(tempfile.gettempdir()))
-    return backend.export_manifests(
-        spec.server_config(params), runtime=runtime, base_runtime=base_runtime
-    )
+    return backend.export(spec.server_config(params), runtime=runtime, base_runtime=base_runtime)

@@ -7,9 +7,9 @@ from typing import Any
 from tuner import objective
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS, LevelMetrics
 from tuner.spec import StudySpec
-from tuner.store import TrialRecord
+from tuner.store import TrialRecord, TrialState
 
-__all__ = ["Point", "chart_options", "latency_choices", "pareto_front", "points", "x_metric"]
+__all__ = ["Point", "chart_options", "latency_choices", "points", "study_front", "x_metric"]
 
 Point = dict[str, Any]
 _LABELS = {"output_throughput": "output tokens/s", "input_throughput": "input tokens/s",
@@ -48,14 +48,27 @@ def points(spec: StudySpec, trials: list[TrialRecord], y: str) -> list[Point]:
     return out
 
 
-def pareto_front(pts: list[Point]) -> list[Point]:
-    """The points no other point beats on both axes (more throughput, less latency),
-    by ascending throughput."""
-    front: list[Point] = []
-    for p in sorted(pts, key=lambda p: (-p["x"], p["y"])):
-        if not front or p["y"] < front[-1]["y"]:
-            front.append(p)
-    return sorted(front, key=lambda p: p["x"])
+def study_front(spec: StudySpec, trials: list[TrialRecord], y: str) -> list[list[float]]:
+    """The study's Pareto front in the chart's axes, as ``[x, y]`` by ascending ``x``.
+
+    :func:`tuner.objective.pareto_front` over the operating points of the trials that did not
+    fail (concurrency levels where every scenario meets the SLO), with ``y`` as the latency:
+    exactly ``StudyResult.pareto`` when ``y`` is the objective's ``pareto`` latency. Empty
+    when the objective's metric is not the throughput on the x axis.
+    """
+    if objective.metric_name(spec.objective) != x_metric(spec):
+        return []
+    tradeoff = spec.objective.model_copy(update={"pareto": y})
+    operating = []
+    for trial in trials:
+        if trial.state == TrialState.FAILED:
+            continue
+        try:
+            operating += objective.operating_points(trial.levels, tradeoff, trial.gpus)
+        except ValueError:  # a level stored by an older version: not plotted either
+            continue
+    front = objective.pareto_front(operating, tradeoff)
+    return sorted([round(p["score"], 3), round(p["latency"], 3)] for p in front)
 
 
 def chart_options(spec: StudySpec, trials: list[TrialRecord], y: str) -> dict[str, Any]:
@@ -97,6 +110,6 @@ def chart_options(spec: StudySpec, trials: list[TrialRecord], y: str) -> dict[st
              "itemStyle": {"color": "#9e9e9e"}, "data": data([p for p in pts if not p["meets"]])},
             {"name": "Pareto front", "type": "line", "step": "end", "symbol": "none",
              "lineStyle": {"color": "#1565c0", "width": 2},
-             "data": [[p["x"], p["y"]] for p in pareto_front(pts)]},
+             "data": study_front(spec, trials, y)},
         ],
     }

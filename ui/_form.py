@@ -11,10 +11,12 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from service import Service
 from tuner import objective
+from tuner.backends import BACKENDS
 from tuner.exceptions import SpecError, TunerError
-from tuner.spec import GPU_TYPES, StudySpec, spec_from_dict
-from ui._shell import guard, header, service
+from tuner.spec import GPU_TYPES, SEARCH_ALGORITHMS, StudySpec, spec_from_dict
+from ui._shell import guard, header
 
 __all__ = ["SpecForm", "new_study_page", "quickstart_text"]
 
@@ -32,6 +34,10 @@ _FALLBACK: dict[str, Any] = {
                   "slo": {"ttft_p99_ms": 2000, "tpot_p99_ms": 100}},
     "search": {"algorithm": "grid"},
 }
+
+# The choices come from the registries, so a new backend or searcher shows up here by itself.
+_KINDS = sorted(BACKENDS)
+_ALGORITHMS = list(SEARCH_ALGORITHMS)
 
 _SLO_FIELDS = {"ttft_p99_ms": "TTFT p99 ≤ (ms)", "tpot_p99_ms": "TPOT p99 ≤ (ms)",
                "e2e_p99_ms": "E2E p99 ≤ (ms)", "error_rate": "Error rate ≤"}
@@ -244,7 +250,8 @@ class SpecForm:
 class _NewStudyPage:
     """Form and YAML tabs over one :class:`SpecForm`."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, svc: Service, text: str) -> None:
+        self.svc = svc
         data = yaml.safe_load(text) if text.strip() else {}
         self.form = SpecForm(data if isinstance(data, dict) else {})
         self.yaml_text = text
@@ -304,7 +311,7 @@ class _NewStudyPage:
         with ui.card().classes("w-full"):
             ui.label("Backend").classes("font-semibold")
             with ui.row().classes("w-full items-start"):
-                self._field(ui.select(["twin", "estimate", "local", "ome"], label="Kind",
+                self._field(ui.select(_KINDS, label="Kind",
                                       on_change=self.kind_changed)
                             .bind_value(f, "backend_kind").classes("w-32").mark("kind"),
                             "backend.kind")
@@ -374,7 +381,7 @@ class _NewStudyPage:
         with ui.card().classes("w-full"):
             ui.label("Search").classes("font-semibold")
             with ui.row().classes("w-full"):
-                self._field(ui.select(["grid", "random", "bayes"], label="Algorithm",
+                self._field(ui.select(_ALGORITHMS, label="Algorithm",
                                       on_change=changed).bind_value(f, "algorithm")
                             .classes("w-32").mark("algorithm"), "search.algorithm")
                 self._field(ui.number("Max trials (empty: default)", min=1, precision=0,
@@ -545,16 +552,16 @@ class _NewStudyPage:
             ui.notify("Fix the problems listed below the form first.", type="warning")
             return
         try:
-            record = service().manager.submit(spec)
+            record = self.svc.manager.submit(spec)
         except TunerError as e:
             ui.notify(str(e), type="negative", multi_line=True)
             return
         ui.navigate.to(f"/study/{record.study_id}")
 
 
-def new_study_page(request: Request) -> RedirectResponse | None:
+def new_study_page(svc: Service, request: Request) -> RedirectResponse | None:
     """A form for a new study, prefilled with the quickstart, and its YAML view."""
-    if (redirect := guard(request)) is not None:
+    if (redirect := guard(svc, request)) is not None:
         return redirect
-    _NewStudyPage(quickstart_text()).build()
+    _NewStudyPage(svc, quickstart_text()).build()
     return None

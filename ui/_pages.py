@@ -9,26 +9,27 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
-from api import Service, StudyView, study_spec, trials_csv
+from service import Service, StudyView, study_spec, trials_csv
 from tuner import objective
+from tuner.backends import BACKENDS
 from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind
 from tuner.exceptions import StudyNotFoundError, TunerError
 from tuner.spec import StudySpec
 from tuner.store import StudyRecord, StudyState, TrialRecord
 from ui._chart import chart_options, latency_choices
-from ui._shell import STATE_COLORS, chip_slot, guard, header, service, state_chip, when
+from ui._shell import STATE_COLORS, chip_slot, guard, header, state_chip, when
 
 __all__ = ["login_page", "studies_page", "study_page"]
 
 
 # --- login -------------------------------------------------------------------------------------
 
-def login_page(request: Request, next: str = "/") -> RedirectResponse | None:  # noqa: A002
+def login_page(svc: Service, request: Request,
+               next: str = "/") -> RedirectResponse | None:  # noqa: A002
     """Ask for the service's token and keep it in the session."""
     safe = next.startswith("/") and not next.startswith("//") and "\\" not in next
     target = next if safe else "/"  # only a path of this app: never another site
-    svc = service()
     if not svc.token:
         return RedirectResponse(request.scope.get("root_path", "") + target)
     ui.page_title("Log in · OME Autotuner")
@@ -77,11 +78,10 @@ def _study_row(view: StudyView) -> dict[str, Any]:
     }
 
 
-def studies_page(request: Request) -> RedirectResponse | None:
+def studies_page(svc: Service, request: Request) -> RedirectResponse | None:
     """Every study with its status and progress; a row opens the study."""
-    if (redirect := guard(request)) is not None:
+    if (redirect := guard(svc, request)) is not None:
         return redirect
-    svc = service()
     header("Studies")
     with ui.column().classes("w-full px-6 gap-2"):
         with ui.row().classes("w-full items-center justify-between"):
@@ -259,11 +259,12 @@ class _StudyPage:
                 ui.badge(f"{name}={_fmt(value)}", color="blue-grey-6").props("outline")
         text = self._launch_text(trial)
         kind = str((self.record.spec.get("backend") or {}).get("kind", "twin"))
-        what = "InferenceService YAML" if kind == "ome" else "Launch command"
-        ui.label(what).classes("text-sm text-gray-700")
-        ui.code(text, language="yaml" if kind == "ome" else "bash") \
-            .classes("w-full text-xs launch").mark("launch")
-        ui.button(f"Download {'YAML' if kind == 'ome' else 'command'}", icon="download",
+        language = BACKENDS[kind].EXPORT_LANGUAGE
+        yaml_like = language == "yaml"
+        ui.label("Manifest (YAML)" if yaml_like else "Launch command") \
+            .classes("text-sm text-gray-700")
+        ui.code(text, language=language).classes("w-full text-xs launch").mark("launch")
+        ui.button(f"Download {'YAML' if yaml_like else 'command'}", icon="download",
                   on_click=self.download_best).props("outline").mark("download-best")
 
     def _launch_text(self, trial: TrialRecord) -> str:
@@ -423,11 +424,10 @@ def _dashboard_installed() -> bool:
     return importlib.util.find_spec("aiohttp_cors") is not None
 
 
-def study_page(request: Request, study_id: str) -> RedirectResponse | None:
+def study_page(svc: Service, request: Request, study_id: str) -> RedirectResponse | None:
     """A study, live: progress, trials, throughput-vs-latency chart and best configuration."""
-    if (redirect := guard(request)) is not None:
+    if (redirect := guard(svc, request)) is not None:
         return redirect
-    svc = service()
     try:
         record = svc.manager.store.get_study(study_id)
     except StudyNotFoundError:

@@ -1,4 +1,4 @@
-"""What every page shares: the service, the login check, the header and the status chips."""
+"""What every page shares: the login check, the header and the status chips."""
 
 from __future__ import annotations
 
@@ -11,36 +11,23 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 if TYPE_CHECKING:
-    from api import Service
+    from service import Service
 
-__all__ = ["STATE_COLORS", "chip_slot", "guard", "header", "service", "set_service",
-           "state_chip", "when"]
+__all__ = ["STATE_COLORS", "chip_slot", "guard", "header", "state_chip", "when"]
 
 STATE_COLORS = {"queued": "grey-7", "pending": "grey-7", "starting": "amber-8",
                 "running": "orange-8", "interrupted": "deep-orange-9",
                 "completed": "green-7", "stopped": "blue-grey-6", "failed": "red-7"}
 
-_current: dict[str, Service] = {}
 
 
-def set_service(value: Service) -> None:
-    """Make ``value`` the service the pages show."""
-    _current["service"] = value
-
-
-def service() -> Service:
-    """The service the pages show (set by :func:`ui.mount`)."""
-    return _current["service"]
-
-
-def guard(request: Request) -> RedirectResponse | None:
+def guard(svc: Service, request: Request) -> RedirectResponse | None:
     """None when the visitor may see the page; else a redirect to the login page.
 
     The login page keeps the token in ``app.storage.user``, on the server, under the
     session's HttpOnly, SameSite=Strict cookie. A token in the URL is never taken: URLs end
     up in browser history, proxies and access logs.
     """
-    svc = service()
     if not svc.token:
         return None
     if svc.check_token(app.storage.user.get("token")):

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import create_app
+from service import open_service
 from tests.api.fakes import QUICK_SPEC, FakeDriver
 
 
@@ -32,7 +33,7 @@ def driver(hold: threading.Event) -> FakeDriver:
 def make_app(tmp_path: Path, driver: FakeDriver) -> Callable[..., FastAPI]:
     def make(**kwargs: Any) -> FastAPI:
         kwargs.setdefault("driver", driver)
-        return create_app(tmp_path / "store.db", with_ui=False, **kwargs)
+        return create_app(open_service(tmp_path / "store.db", **kwargs))
 
     return make
 

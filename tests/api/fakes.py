@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from api import Driver
+from service import Driver
 from tuner import StopToken, finish_study, objective
 from tuner._lifecycle import DriverLease
 from tuner.bench.metrics import LevelMetrics

@@ -41,9 +41,9 @@ def free_port() -> int:
 @contextmanager
 def live_service(workdir: Path, *, gpus: int = 2, token: str | None = None,
                  timeout: float = 60.0) -> Iterator[LiveService]:
-    """Start ``api.serve`` over ``workdir/store.db``; on exit, Ctrl-C it and wait."""
+    """Start ``webapp.serve`` over ``workdir/store.db``; on exit, Ctrl-C it and wait."""
     port = free_port()
-    code = ("import sys, api; api.serve('127.0.0.1', int(sys.argv[1]), sys.argv[2], "
+    code = ("import sys, webapp; webapp.serve('127.0.0.1', int(sys.argv[1]), sys.argv[2], "
             "gpus=int(sys.argv[3]))")
     # Ray's session files in a folder of its own: other Ray users of the machine cleaning
     # /tmp/ray cannot pull them away (short path: Ray's unix sockets live there)

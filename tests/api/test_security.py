@@ -18,10 +18,10 @@ import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api._app import RedactQuery, is_loopback
 from tests.api.conftest import wait_for
 from tests.api.fakes import QUICK_SPEC
 from tests.api.live import live_service
+from webapp import RedactQuery, is_loopback
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -211,7 +211,9 @@ def test_views_never_enumerate_a_grid_again(secured: TestClient,
     study = f"/api/studies/{posted.json()['study_id']}"
     wait_for(lambda: secured.get(study).json()["state"] == "running")
     assert secured.post(f"{study}/stop").status_code == 202
-    wait_for(lambda: secured.get(study).json()["state"] == "stopped")
+    # Until its thread is gone the driver may still read the spec (to close the study).
+    wait_for(lambda: (view := secured.get(study).json())["state"] == "stopped"
+             and not view["active"])
     calls = []
     real = StudySpec.grid
 
@@ -316,7 +318,7 @@ def test_serve_refuses_an_open_host_without_a_token(tmp_path: Path,
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.append(kwargs["host"]))
     fake = FastAPI()
     fake.state.service = SimpleNamespace(token=None)
-    monkeypatch.setattr("api._app.create_app", lambda *a, **k: fake)
+    monkeypatch.setattr("webapp._app.create_app", lambda *a, **k: fake)
     store = str(tmp_path / "store.db")
     assert main(["--store", store, "serve", "--host", "0.0.0.0"]) == 1
     assert "refusing to serve on 0.0.0.0 without a token" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``api.serve``: one process serving the API, the docs and the UI on 127.0.0.1."""
+"""``webapp.serve``: one process serving the API, the docs and the UI on 127.0.0.1."""
 
 from __future__ import annotations
 

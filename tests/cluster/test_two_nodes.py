@@ -47,7 +47,7 @@ def test_a_config_that_fits_no_node_is_refused_up_front(findings: dict[str, Any]
 def test_a_study_runs_on_both_nodes_within_its_units(findings: dict[str, Any]) -> None:
     both = findings["both"]
     trials = both["trials"]
-    assert both["state"] == "completed" and len(trials) == 4
+    assert both["state"] == "completed" and len(trials) == 2
     assert all(t["state"] == "completed" for t in trials)
     assert {t["node"] for t in trials} == {findings["head"], findings["worker"]}
     # Never more than the study's 4 units at once (from the trials' stored intervals).
@@ -81,6 +81,6 @@ def test_trials_on_a_lost_node_are_retried_elsewhere(findings: dict[str, Any]) -
     assert retried and all(e["data"]["reason"] == "node_lost" for e in retried)
     assert all(findings["worker"][:12] in e["data"]["message"] for e in retried)
     trials = loss["trials"]
-    assert len(trials) == 4 and all(t["state"] == "completed" for t in trials)
+    assert len(trials) == 2 and all(t["state"] == "completed" for t in trials)
     assert {t["node"] for t in trials} == {findings["head"]}  # all finished on the survivor
     assert loss["left"] == []

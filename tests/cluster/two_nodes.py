@@ -29,7 +29,8 @@ from tuner.exceptions import NotSupportedError
 from tuner.spec import spec_from_dict
 
 UNITS = {"autotuner_gpu": 2}
-SPACE = {"tp_size": [1, 2], "schedule_policy": ["fcfs", "lpm"]}
+# Two trials of 2 units each: with 2 units per node, one runs on each node at once.
+SPACE = {"tp_size": [2], "schedule_policy": ["fcfs", "lpm"]}
 
 
 def spec(name: str, space: dict[str, Any], requests: int = 8) -> Any:
@@ -157,8 +158,7 @@ def main() -> None:
                    "left": servers(study_id)}
 
     # 3. A trial actor SIGKILLed on the worker node: its server goes with it.
-    study = spec("actor-kill", {"tp_size": [2], "schedule_policy": ["fcfs", "lpm"]},
-                 requests=400)
+    study = spec("actor-kill", SPACE, requests=400)
     study_id = create_study(study, store=store).study_id
     stop = StopToken()
     thread, done = run_in_thread(study, store=store, study_id=study_id, stop=stop)

@@ -7,6 +7,7 @@ on them, so it checks the contract, not the implementation.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -296,4 +297,55 @@ def service(home: Path, *, gpus: int = 4, timeout: float = 90) -> Iterator[Servi
         yield live
     finally:
         stop_group(process)
+        drop_env(env)
+
+
+def killed_driver_data() -> dict[str, Any]:
+    """The 4-config study the driver-kill scenario runs, two trials at a time: slow enough
+    to be caught with one trial completed and another running."""
+    return spec_data("killed", gpus=2, space={"schedule_policy": ["fcfs", "lpm"],
+                                              "chunked_prefill_size": [1024, 4096]},
+                     faults=["slow-start=1"])
+
+
+@dataclass
+class KilledDriver:
+    """A study whose CLI driver was SIGKILLed with a trial completed and another running."""
+
+    study_id: str
+    store_path: Path
+    env: dict[str, str]
+
+
+@contextmanager
+def driver_killed_midway(home: Path, data: dict[str, Any]) -> Iterator[KilledDriver]:
+    """``autotuner run`` on ``data``, its process group SIGKILLed once one trial completed
+    while another runs (the driver, its Ray and trial actors; as a crash would). On exit,
+    kills what is left of it and of the study's servers."""
+    from tuner.store import open_store
+
+    spec_path = home / "spec.json"
+    spec_path.write_text(json.dumps(data))
+    store_path = home / "s.db"
+    env = cli_env(home)
+    driver = start_cli(["--store", str(store_path), "run", str(spec_path)], env,
+                       home / "driver.log")
+    store = open_store(store_path)
+    ids: set[str] = set()
+    try:
+        def midway() -> bool:
+            studies = store.list_studies()
+            if not studies:
+                return False
+            ids.add(studies[0].study_id)
+            states = [t.state.value for t in store.list_trials(studies[0].study_id)]
+            return "completed" in states and "running" in states
+
+        wait_until(midway, 180, "a completed and a running trial at once", interval=0.2)
+        (study_id,) = ids
+        kill_group(driver)
+        yield KilledDriver(study_id, store_path, env)
+    finally:
+        kill_group(driver)
+        kill_tagged(ids)
         drop_env(env)

@@ -19,15 +19,11 @@ from tuner.store import Store, open_store
 
 from .support import (
     INTERRUPTED,
-    cli_env,
     config_key,
-    drop_env,
+    driver_killed_midway,
     grid_keys,
-    kill_group,
-    kill_tagged,
+    killed_driver_data,
     run_cli,
-    spec_data,
-    start_cli,
     tagged,
     wait_until,
 )
@@ -55,38 +51,14 @@ def _fingerprint(store: Store, study_id: str) -> dict[str, tuple[Any, ...]]:
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Killed]:
-    home = tmp_path_factory.mktemp("driver-kill")
-    data = spec_data("killed", gpus=2, space={"schedule_policy": ["fcfs", "lpm"],
-                                              "chunked_prefill_size": [1024, 2048, 4096]},
-                     faults=["slow-start=1"])
-    spec_path = home / "spec.json"
-    spec_path.write_text(json.dumps(data))
-    store_path = home / "s.db"
-    env = cli_env(home)
-    driver = start_cli(["--store", str(store_path), "run", str(spec_path)], env,
-                       home / "driver.log")
-    store = open_store(store_path)
-    ids: set[str] = set()
-    try:
-        def midway() -> bool:
-            studies = store.list_studies()
-            if not studies:
-                return False
-            ids.add(studies[0].study_id)
-            states = [t.state.value for t in store.list_trials(studies[0].study_id)]
-            return "completed" in states and "running" in states
-
-        wait_until(midway, 180, "a completed and a running trial at once", interval=0.2)
-        (study_id,) = ids
-        kill_group(driver)  # the driver, its Ray and its trial actors; twin servers survive
+    data = killed_driver_data()
+    with driver_killed_midway(tmp_path_factory.mktemp("driver-kill"), data) as driver:
+        store = open_store(driver.store_path)
         # Shown as running, or as interrupted once the store sees that their driver is gone.
-        running = [t.params for t in store.list_trials(study_id)
+        running = [t.params for t in store.list_trials(driver.study_id)
                    if t.state.value in ("running", INTERRUPTED)]
-        yield Killed(study_id, store_path, env, data, _fingerprint(store, study_id), running)
-    finally:
-        kill_group(driver)
-        kill_tagged(ids)
-        drop_env(env)
+        yield Killed(driver.study_id, driver.store_path, driver.env, data,
+                     _fingerprint(store, driver.study_id), running)
 
 
 @pytest.mark.timeout(300)
@@ -118,7 +90,8 @@ def test_resume_keeps_completed_trials_and_reruns_each_interrupted_one_once(
     store = open_store(killed.store_path)
     trials = [t for t in store.list_trials(killed.study_id) if t.confirms is None]
     # A crash-free run has one trial per grid point: no more, no fewer, none twice.
-    assert len(trials) == 6, [(t.number, t.state.value, t.params) for t in trials]
+    assert len(trials) == len(grid_keys(killed.data)), [(t.number, t.state.value, t.params)
+                                                         for t in trials]
     assert sorted(config_key(t.params) for t in trials) == grid_keys(killed.data)
     assert all(t.state.value == "completed" for t in trials), trials
     # What was finished before the kill is untouched: same rows, same scores, same levels.

@@ -40,18 +40,6 @@ def test_list_on_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "studies" in capsys.readouterr().out
 
 
-def test_front_ends_use_only_public_modules() -> None:
-    import re
-
-    for folder in ("api", "ui"):
-        for path in (ROOT / folder).rglob("*.py"):
-            private = re.findall(r"^\s*(?:from|import) (tuner(?:\.\w+)*\._\w+)", path.read_text(),
-                                 re.MULTILINE)
-            assert not private, f"{path} imports private modules {private}"
-    cli = (ROOT / "tuner" / "cli.py").read_text()
-    assert not re.findall(r"from tuner\.\w+\._", cli)
-
-
 def test_registry_matches_the_spec_kinds() -> None:
     import typing
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,7 +14,18 @@ import pytest
 from nicegui.testing.general_fixtures import pytest_configure as _nicegui_configure
 from nicegui.testing.user_plugin import create_user, user  # noqa: F401
 
+if TYPE_CHECKING:
+    from service import Service
+
 MAIN_FILE = "tests/ui/main_app.py"  # relative to the folder of pyproject.toml
+# The services ``main_app.py`` built (one per test that opens a page): the pages are bound to
+# theirs, and tests reach it through :func:`service`.
+BUILT: list[Service] = []
+
+
+def service() -> Service:
+    """The service of the app the running test's ``user`` sees."""
+    return BUILT[-1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,9 +44,5 @@ def ui_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AUTOTUNER_UI_TEST_STORE", str(path))
     monkeypatch.delenv("AUTOTUNER_TOKEN", raising=False)
     yield path
-    from ui._shell import service
-
-    try:
-        service().manager.shutdown(timeout=10)
-    except KeyError:  # no app was built
-        pass
+    while BUILT:
+        BUILT.pop().manager.shutdown(timeout=10)

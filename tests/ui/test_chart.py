@@ -5,21 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.fakes import QUICK_SPEC, level
+from tuner import StudyResult
 from tuner.spec import spec_from_dict
-from tuner.store import TrialRecord, TrialState
-from ui import chart_options, pareto_front
+from tuner.store import StudyRecord, StudyState, TrialRecord, TrialState
+from ui import chart_options
 
 
-def test_pareto_front_keeps_the_undominated_points() -> None:
-    pts = [{"x": x, "y": y} for x, y in [(1, 1), (2, 3), (3, 2), (4, 5), (2, 0.5), (4, 6)]]
-    assert [(p["x"], p["y"]) for p in pareto_front(pts)] == [(2, 0.5), (3, 2), (4, 5)]
-    assert pareto_front([]) == []
-
-
-def _trial(number: int, params: dict[str, Any]) -> TrialRecord:
+def _trial(number: int, params: dict[str, Any], loads: tuple[int, ...] = (4, 16),
+           state: TrialState = TrialState.COMPLETED) -> TrialRecord:
     return TrialRecord(study_id="s", trial_id=f"t{number}", number=number, params=params,
-                       state=TrialState.COMPLETED, gpus=params["tp_size"],
-                       levels=[level("D(256,128)", c, params) for c in (4, 16)])
+                       state=state, gpus=params["tp_size"],
+                       levels=[level("D(256,128)", c, params) for c in loads])
 
 
 def test_chart_options() -> None:
@@ -37,4 +33,28 @@ def test_chart_options() -> None:
     raw = level("D(256,128)", 4, {"tp_size": 2, "max_running_requests": 32})
     assert [round(raw["output_throughput"] / 2, 3), round(raw["ttft_p99_ms"], 3), 2, 4,
             "D(256,128)"] in meets["data"] + misses["data"]
-    assert front["data"]
+    # the two undominated levels that meet the SLO: (168.75, 124) and (450, 256)
+    assert front["data"] == [[168.75, 124.0], [450.0, 256.0]]
+
+
+def test_the_chart_draws_the_studys_pareto_front() -> None:
+    """Only operating points that meet the SLO count, as in ``StudyResult.pareto``: the
+    fastest level here misses the SLO (TTFT 1488 ms > 400) and stays off the front, and so
+    does a failed trial."""
+    data = {**QUICK_SPEC, "objective": {**QUICK_SPEC["objective"], "pareto": "ttft_p99_ms"}}
+    spec = spec_from_dict(data)
+    trials = [_trial(1, {"tp_size": 1, "max_running_requests": 8}),
+              _trial(2, {"tp_size": 2, "max_running_requests": 32}),
+              _trial(3, {"tp_size": 1, "max_running_requests": 64}, loads=(64,)),
+              _trial(4, {"tp_size": 2, "max_running_requests": 64}, loads=(4,),
+                     state=TrialState.FAILED)]
+    options = chart_options(spec, trials, "ttft_p99_ms")
+    meets, misses, front = options["series"]
+    fastest = max(misses["data"], key=lambda p: p[0])
+    assert fastest[2] == 3 and fastest[0] > max(p[0] for p in meets["data"])
+    study = StudyResult(study=StudyRecord(study_id="s", name="svc-test", spec=data,
+                                          state=StudyState.COMPLETED, created_at=0.0),
+                        trials=trials)
+    assert front["data"] == [[round(p["score"], 3), round(p["latency"], 3)]
+                             for p in study.pareto]
+    assert front["data"] == [[168.75, 124.0], [450.0, 256.0]]

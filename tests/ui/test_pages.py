@@ -12,9 +12,9 @@ from nicegui import ui
 from nicegui.testing import User
 
 from tests.api.fakes import QUICK_SPEC
+from tests.ui.conftest import service
 from tuner.spec import spec_from_dict
 from ui import quickstart_text
-from ui._shell import service
 
 pytestmark = [pytest.mark.anyio, pytest.mark.nicegui_main_file("tests/ui/main_app.py")]
 
@@ -63,6 +63,18 @@ async def test_new_study_form_starts_from_the_quickstart(user: User) -> None:
     assert sorted(names) == sorted(quickstart["space"])
     assert one(user, "yaml").value == quickstart_text()
     await user.should_not_see(marker="error")  # the quickstart is valid
+
+
+async def test_form_choices_come_from_the_registries(user: User) -> None:
+    import typing
+
+    from tuner.backends import BACKENDS
+    from tuner.spec import SearchSpec
+
+    await user.open("/new")
+    assert one(user, "kind").options == sorted(BACKENDS)
+    algorithms = typing.get_args(SearchSpec.model_fields["algorithm"].annotation)
+    assert one(user, "algorithm").options == list(algorithms)
 
 
 async def test_form_submits_the_same_spec_the_api_takes(user: User) -> None:

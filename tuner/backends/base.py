@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tuner.exceptions import SpecError
 
 if TYPE_CHECKING:
     from tuner.bench.metrics import LevelMetrics
@@ -86,12 +88,14 @@ class Backend(abc.ABC):
         UNSUPPORTED: feature name -> reason, checked against the spec before the first trial.
         GPU_RESOURCE: the Ray resource a trial asks for, one unit per GPU it occupies.
         NODE_LOCAL: whether a server lives on the node whose trial actor deployed it.
+        EXPORT_LANGUAGE: the language of what ``export`` returns (``bash``, ``yaml``).
     """
 
     NAME: ClassVar[str]
     UNSUPPORTED: ClassVar[dict[str, str]] = {}
     GPU_RESOURCE: ClassVar[str] = "autotuner_gpu"
     NODE_LOCAL: ClassVar[bool] = False
+    EXPORT_LANGUAGE: ClassVar[str] = "bash"
 
     def __init__(self, spec: StudySpec, *, study_id: str, workdir: Path) -> None:
         self.spec = spec
@@ -126,6 +130,30 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self, config: dict[str, object]) -> str:
         """Exactly what a trial with this flag set would run or apply (argv or manifest)."""
+
+    def export(
+        self,
+        config: dict[str, object],
+        *,
+        runtime: bool = False,
+        base_runtime: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The winning flag set as it is run in production: by default ``describe``'s text.
+
+        Args:
+            config: the winner's full flag set.
+            runtime: also a serving runtime with the flags baked in, where servers run on one.
+            base_runtime: the runtime to bake them into, where ``runtime`` is supported.
+
+        Raises:
+            SpecError: ``runtime`` asked of a backend whose servers have no runtime object.
+        """
+        if runtime:
+            raise SpecError(
+                f"--runtime exports a serving runtime, which the {self.NAME} backend does not "
+                "have; drop --runtime to get the launch command"
+            )
+        return self.describe(config)
 
     def preflight(self) -> None:
         """Check, once before the first trial, what the spec alone cannot: that this host or

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import typing
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -144,15 +145,10 @@ def _fields_at(loc: list[str]) -> list[str]:
             else None
         )
         if model is None:
-            from tuner.spec import _parts  # the backend union: look in every member
+            from tuner.spec._backends import BackendSpec  # a union: look in every member
 
-            members = [
-                _parts.TwinBackendSpec,
-                _parts.EstimateBackendSpec,
-                _parts.LocalBackendSpec,
-                _parts.OmeBackendSpec,
-            ]
-            return sorted({name for m in members for name in m.model_fields})  # type: ignore[attr-defined]
+            members = typing.get_args(typing.get_args(BackendSpec)[0])
+            return sorted({name for m in members for name in m.model_fields})
     return list(model.model_fields) if model else []
 
 

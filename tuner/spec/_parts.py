@@ -1,49 +1,40 @@
-"""The parts of a study spec: model, backend, workload, objective with SLO bounds, and search."""
+"""The parts of a study spec: model, workload, objective with SLO bounds, and search (the
+backends have their own module)."""
 
 from __future__ import annotations
 
 import difflib
 import re
 import typing
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from tuner import serverargs
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
 from tuner.spec import _limits
+from tuner.spec._base import MODEL_TEXT, PATH_TEXT, GpuType, Part
 from tuner.spec._expr import Expression
 
 __all__ = [
-    "GPU_TYPES",
+    "SEARCH_ALGORITHMS",
     "SLO",
-    "BackendSpec",
     "ConfirmSpec",
-    "EstimateBackendSpec",
-    "LocalBackendSpec",
     "ModelSpec",
     "ObjectiveSpec",
-    "OmeBackendSpec",
-    "OmeBenchmarkJobSpec",
     "PrescreenSpec",
     "SearchSpec",
-    "TwinBackendSpec",
     "WorkloadSpec",
 ]
 
-GpuType = Literal["H100", "H200", "A100-80G", "A100-40G", "L40S"]
-GPU_TYPES: tuple[str, ...] = typing.get_args(GpuType)
+SearchAlgorithm = Literal["grid", "random", "bayes"]
+SEARCH_ALGORITHMS: tuple[str, ...] = typing.get_args(SearchAlgorithm)
 
 # A genai-bench traffic scenario: D(in,out), N(mi,si)/(mo,so), U(min,max)/(min,max), U(in,out).
 _NUM = r"\d+(?:\.\d+)?"
 _SCENARIO = re.compile(
     rf"^(D\(\d+,\d+\)|N\({_NUM},{_NUM}\)/\({_NUM},{_NUM}\)|U\(\d+,\d+\)(/\(\d+,\d+\))?)$"
 )
-# Served model names and paths reach a command line and a manifest: no spaces, quotes or `$`.
-_MODEL_TEXT = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
-# Paths may be absolute or relative, never start with "-" (it would read as a flag).
-_PATH_TEXT = r"^[A-Za-z0-9./_][A-Za-z0-9._:/@+-]{0,499}$"
-_K8S_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
 def _did_you_mean(name: str, known: typing.Sequence[str]) -> str:
@@ -51,28 +42,23 @@ def _did_you_mean(name: str, known: typing.Sequence[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-class _Part(BaseModel):
-    # No NaN or infinity in any number: NaN passes no bound and breaks every comparison.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class ModelSpec(_Part):
+class ModelSpec(Part):
     """The model to serve."""
 
     name: str = Field(
         description="Served model name (the twin's catalog entry, SGLang's --served-model-name).",
-        pattern=_MODEL_TEXT,
+        pattern=MODEL_TEXT,
     )
     path: str | None = Field(
         None,
         description="What --model-path gets (hub id or local dir); default: the name.",
-        pattern=_PATH_TEXT,
+        pattern=PATH_TEXT,
     )
     tokenizer: str | None = Field(
         None,
         description="Tokenizer for genai-bench (hub id or local dir); "
         "default: the model path for real servers, the bundled one for the twin.",
-        pattern=_PATH_TEXT,
+        pattern=PATH_TEXT,
     )
 
     @property
@@ -81,182 +67,7 @@ class ModelSpec(_Part):
         return self.path or self.name
 
 
-class _BackendBase(_Part):
-    startup_timeout_s: float = Field(
-        600,
-        gt=0,
-        le=_limits.MAX_STARTUP_TIMEOUT_S,
-        description="Seconds a server may take to become healthy.",
-    )
-
-    @model_validator(mode="after")
-    def _startup_timeout_bounded(self) -> _BackendBase:
-        # Kinds that redeclare the field with their own default skip the bound above.
-        if self.startup_timeout_s > _limits.MAX_STARTUP_TIMEOUT_S:
-            raise ValueError(
-                f"startup_timeout_s: at most {_limits.MAX_STARTUP_TIMEOUT_S:,.0f} s (a day); "
-                "a server that is not healthy by then will not become healthy"
-            )
-        return self
-
-
-class TwinBackendSpec(_BackendBase):
-    """Local SGLang digital-twin processes: no GPU needed."""
-
-    kind: Literal["twin"] = "twin"
-    gpu: GpuType = Field("H100", description="The simulated GPU.")
-    gpus: int = Field(1, ge=1, le=64, description="Simulated GPUs the study may use at once.")
-    time_scale: float = Field(
-        1.0, ge=1.0, le=50.0, description="Run the twin this many times faster than real time."
-    )
-    faults: list[str] = Field(
-        default_factory=list,
-        max_length=8,
-        description="Failures every trial's twin server injects, each passed as --fault: "
-        "crash-after=N (exit after N requests), hang, slow-start=SECONDS, http500-rate=P "
-        "(a fraction P of generation requests answered with HTTP 500); for testing the tuner.",
-    )
-
-    @field_validator("faults")
-    @classmethod
-    def _faults_parse(cls, faults: list[str]) -> list[str]:
-        import argparse
-        import math
-
-        from twin._faults import make_faults
-
-        for text in faults:
-            try:
-                parsed = make_faults([text])
-            except argparse.ArgumentTypeError as e:
-                raise ValueError(str(e)) from e
-            if not math.isfinite(parsed.slow_start_s):
-                raise ValueError(f"value out of range in fault {text!r}; give finite seconds")
-        return faults
-
-
-class EstimateBackendSpec(_BackendBase):
-    """The twin's in-process estimator: no HTTP, no genai-bench; seconds per study."""
-
-    kind: Literal["estimate"] = "estimate"
-    gpu: GpuType = Field("H100", description="The simulated GPU.")
-    gpus: int = Field(1, ge=1, le=64, description="Simulated GPUs the study may use at once.")
-
-
-class LocalBackendSpec(_BackendBase):
-    """Real ``python -m sglang.launch_server`` processes on this host's GPUs."""
-
-    kind: Literal["local"] = "local"
-    gpus: int = Field(1, ge=1, le=64, description="GPUs the study may use at once.")
-    python: str | None = Field(
-        None,
-        pattern=_PATH_TEXT,
-        description="Python interpreter that has sglang installed (a path, or a name on PATH); "
-        "checked before the first trial; default: this one.",
-    )
-    startup_timeout_s: float = Field(1800, gt=0, description="Seconds to wait for /health.")
-
-
-class OmeBenchmarkJobSpec(_Part):
-    """Run each level as an OME BenchmarkJob writing to a PVC, instead of genai-bench in Ray."""
-
-    pvc: str = Field(
-        pattern=_K8S_NAME,
-        max_length=253,
-        description="PersistentVolumeClaim in backend.namespace the results go to.",
-    )
-    mount_path: str = Field(
-        "/results",
-        pattern=r"^/[A-Za-z0-9._/-]*$",
-        description="Where the tuner's own pods mount that PVC (ReadWriteMany) to read results.",
-    )
-    image: str | None = Field(
-        None,
-        pattern=_MODEL_TEXT,
-        description="genai-bench image; default: the one in OME's benchmarkjob-config.",
-    )
-    timeout_s: float = Field(
-        600,
-        gt=0,
-        le=_limits.MAX_STARTUP_TIMEOUT_S,
-        description="Seconds one level's job may take beyond its time budget.",
-    )
-
-
-class OmeBackendSpec(_BackendBase):
-    """One OME InferenceService per trial on a Kubernetes cluster."""
-
-    kind: Literal["ome"] = "ome"
-    namespace: str = Field(
-        "autotuner",
-        pattern=_K8S_NAME,
-        max_length=63,
-        description="Namespace the trials' InferenceServices go to.",
-    )
-    base_model: str = Field(
-        description="Name of the OME ClusterBaseModel (or BaseModel).",
-        pattern=_K8S_NAME,
-        max_length=253,
-    )
-    runtime: str = Field(
-        description="Name of the SGLang ClusterServingRuntime to start from.",
-        pattern=_K8S_NAME,
-        max_length=253,
-    )
-    gpus: int | None = Field(
-        None, ge=1, le=4096, description="Cap on GPUs used at once; default: all free ones."
-    )
-    kube_context: str | None = Field(None, description="kubeconfig context; default: current.")
-    startup_timeout_s: float = Field(
-        1800, gt=0, le=_limits.MAX_STARTUP_TIMEOUT_S, description="Seconds to wait for Ready."
-    )
-    kubeconfig: str | None = Field(
-        None,
-        description="kubeconfig file; default: in-cluster config inside a pod, "
-        "else $KUBECONFIG, else ~/.kube/config.",
-    )
-    image: str | None = Field(
-        None,
-        pattern=_MODEL_TEXT,
-        description="SGLang image for the trials; default: the runtime's.",
-    )
-    port: int = Field(
-        8080,
-        ge=1,
-        le=65535,
-        description="The runtime's container port (8080 in OME's SGLang runtimes).",
-    )
-    in_cluster: bool | None = Field(
-        None,
-        description="Reach trial servers at their in-cluster URL; default: true when the "
-        "tuner runs in a pod, else false (through a local relay, see port_forward).",
-    )
-    port_forward: bool | None = Field(
-        None,
-        description="Outside the cluster, reach servers by a pod port-forward (true), "
-        "straight at status.url (false), or by port-forward only when status.url is not "
-        "reachable (default).",
-    )
-    teardown_timeout_s: float = Field(
-        600,
-        gt=0,
-        le=_limits.MAX_STARTUP_TIMEOUT_S,
-        description="Seconds to wait for a trial's pods to go after deleting it.",
-    )
-    benchmark_job: OmeBenchmarkJobSpec | None = Field(
-        None,
-        description="Measure with OME BenchmarkJobs writing to a PVC; default: genai-bench "
-        "in the trial's Ray worker.",
-    )
-
-
-BackendSpec = Annotated[
-    TwinBackendSpec | EstimateBackendSpec | LocalBackendSpec | OmeBackendSpec,
-    Field(discriminator="kind"),
-]
-
-
-class WorkloadSpec(_Part):
+class WorkloadSpec(Part):
     """The load genai-bench puts on each deployment: a concurrency ladder per traffic scenario."""
 
     scenarios: list[str] = Field(
@@ -309,7 +120,7 @@ class WorkloadSpec(_Part):
         return levels
 
 
-class SLO(_Part):
+class SLO(Part):
     """Latency and error bounds a level must meet to count. Latencies in milliseconds."""
 
     ttft_p50_ms: float | None = Field(None, gt=0, description="Median time to first token.")
@@ -328,7 +139,7 @@ class SLO(_Part):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-class ObjectiveSpec(_Part):
+class ObjectiveSpec(Part):
     """What a trial's score is.
 
     The score is the best value of ``metric`` over the concurrency levels that meet every SLO
@@ -375,7 +186,7 @@ class ObjectiveSpec(_Part):
         return metric
 
 
-class PrescreenSpec(_Part):
+class PrescreenSpec(Part):
     """Estimate many candidates with the twin's performance model before the search.
 
     Runs in the driver in seconds and on no GPU. Candidates predicted not to start, or to miss
@@ -420,7 +231,7 @@ class PrescreenSpec(_Part):
     )
 
 
-class ConfirmSpec(_Part):
+class ConfirmSpec(Part):
     """Re-run the best configurations on fresh deployments after the search.
 
     The winner is named only when it beats the runner-up beyond the run-to-run noise;
@@ -447,7 +258,7 @@ class ConfirmSpec(_Part):
         return self.top_k > 0 and self.repeats > 0
 
 
-class SearchSpec(_Part):
+class SearchSpec(Part):
     """How configurations are chosen.
 
     The defaults are the method that reached 98 % of the best goodput in the fewest trials and
@@ -455,7 +266,7 @@ class SearchSpec(_Part):
     pre-screen, with early stopping on the concurrency ladder and a confirmed winner.
     """
 
-    algorithm: Literal["grid", "random", "bayes"] = Field(
+    algorithm: SearchAlgorithm = Field(
         "bayes",
         description="grid (every point), random, or bayes (Optuna TPE with the SLO as a "
         "learned constraint; multi-objective TPE when objective.pareto is set).",

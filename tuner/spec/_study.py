@@ -21,15 +21,9 @@ from pydantic import (
 
 from tuner import serverargs
 from tuner.spec import _limits
+from tuner.spec._backends import BackendSpec, TwinBackendSpec
 from tuner.spec._expr import Expression, ExpressionError
-from tuner.spec._parts import (
-    BackendSpec,
-    ModelSpec,
-    ObjectiveSpec,
-    SearchSpec,
-    TwinBackendSpec,
-    WorkloadSpec,
-)
+from tuner.spec._parts import ModelSpec, ObjectiveSpec, SearchSpec, WorkloadSpec
 
 __all__ = ["DEFAULT_MAX_TRIALS", "RangeSpec", "StudySpec"]
 

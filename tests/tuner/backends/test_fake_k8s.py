@@ -13,7 +13,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from .conftest import NAMESPACE
-from .fake_k8s import CrdSchemas, FakeCluster, _expand, _matches, _merged_runner
+from .fake_k8s import CrdSchemas, FakeCluster, expand, matches, merged_runner
 
 
 @pytest.mark.parametrize("plural, relative", [
@@ -110,17 +110,17 @@ def test_pods_are_scheduled_within_free_gpus(
 
 
 def test_helpers_follow_kubernetes_rules() -> None:
-    assert _expand("--model-path=$(MODEL_PATH)", {"MODEL_PATH": "/m"}) == "--model-path=/m"
-    assert _expand("$$(MODEL_PATH) $(UNSET)", {"MODEL_PATH": "/m"}) == "$(MODEL_PATH) $(UNSET)"
+    assert expand("--model-path=$(MODEL_PATH)", {"MODEL_PATH": "/m"}) == "--model-path=/m"
+    assert expand("$$(MODEL_PATH) $(UNSET)", {"MODEL_PATH": "/m"}) == "$(MODEL_PATH) $(UNSET)"
     pod = {"metadata": {"labels": {"a": "1", "b": "2"}}, "status": {"phase": "Running"}}
-    assert _matches(pod, "a=1,b", "status.phase!=Failed")
-    assert not _matches(pod, "a=1,c", None)
-    assert not _matches(pod, None, "status.phase=Pending")
+    assert matches(pod, "a=1,b", "status.phase!=Failed")
+    assert not matches(pod, "a=1,c", None)
+    assert not matches(pod, None, "status.phase=Pending")
     runtime = {"spec": {"engineConfig": {"runner": {
         "name": "ome-container", "command": ["python3"],
         "resources": {"requests": {"cpu": "10", "nvidia.com/gpu": "1"}}}}}}
     isvc = {"spec": {"engine": {"runner": {"args": ["--tp-size", "2"], "resources": {
         "requests": {"nvidia.com/gpu": "2"}}}}}}
-    assert _merged_runner(runtime, isvc) == {
+    assert merged_runner(runtime, isvc) == {
         "name": "ome-container", "command": ["python3"], "args": ["--tp-size", "2"],
         "resources": {"requests": {"cpu": "10", "nvidia.com/gpu": "2"}}}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,7 +125,7 @@ def test_export_without_runtime_is_the_measured_isvc(crds: CrdSchemas) -> None:
     backend = OmeBackend(spec, study_id="s1", workdir=Path("."))
     config = spec.server_config({"tp_size": 2, "mem_fraction_static": 0.8})
     isvc = admitted(crds, "inferenceservices",
-                    backend.export_manifests(config, runtime=False))
+                    backend.export(config, runtime=False))
     assert isvc["metadata"]["name"] == "llama8b-chat"
     assert isvc["spec"]["engine"]["runner"]["args"] == backend.flags(config)
 
@@ -135,7 +137,7 @@ def test_export_with_runtime_bakes_the_measured_argv_in(
     backend = OmeBackend(spec, study_id="s1", workdir=Path("."))
     config = spec.server_config({"tp_size": 2, "mem_fraction_static": 0.8})
     base = sample("runtimes/qwen3-8b-rt.yaml")
-    text = backend.export_manifests(config, runtime=True, base_runtime=base)
+    text = backend.export(config, runtime=True, base_runtime=base)
     runtime_text, isvc_text = text.split("\n---\n")
     runtime = admitted(crds, "clusterservingruntimes", runtime_text)
     isvc = admitted(crds, "inferenceservices", isvc_text)
@@ -161,7 +163,7 @@ def test_export_refuses_a_runtime_without_an_engine_command() -> None:
     backend = OmeBackend(spec_for(), study_id="s1", workdir=Path("."))
     legacy = {"metadata": {"name": "old"}, "spec": {"containers": [{"name": "x"}]}}
     with pytest.raises(NotSupportedError, match="engineConfig.runner.command"):
-        backend.export_manifests({"tp_size": 1}, runtime=True, base_runtime=legacy)
+        backend.export({"tp_size": 1}, runtime=True, base_runtime=legacy)
 
 
 def test_benchmark_job_render_passes_the_crd(crds: CrdSchemas) -> None:
@@ -490,17 +492,47 @@ def test_cluster_manifests_are_valid(crds: CrdSchemas) -> None:
                                     if p.name != "kustomization.yaml")
 
 
-def test_rbac_grants_what_the_backend_calls() -> None:
+def test_rbac_grants_what_the_backend_calls(
+    twin_server: None, cluster: FakeCluster, ome_spec: Callable[..., StudySpec], tmp_path: Path
+) -> None:
     rules = [rule for doc in iter_yaml(CLUSTER / "rbac.yaml") if doc["kind"].endswith("Role")
              for rule in doc["rules"]]
 
-    def allowed(resource: str, verb: str) -> bool:
-        return any(resource in r["resources"] and verb in r["verbs"] for r in rules)
+    def allowed(group: str, resource: str, verb: str) -> bool:
+        return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
+                   for r in rules)
 
-    for verb in ("create", "get", "list", "delete"):
-        assert allowed("inferenceservices", verb) and allowed("benchmarkjobs", verb)
-    assert allowed("nodes", "list") and allowed("pods", "list") and allowed("events", "list")
-    assert not allowed("inferenceservices", "patch") and not allowed("pods/portforward", "create")
+    # Every kind of call the backend makes from a pod: capacity, export with the runtime, a
+    # retried deploy, a ready trial measured by a BenchmarkJob, teardown and sweep.
+    cluster.add_pvc(NAMESPACE, "bench-results", tmp_path / "pvc")
+    spec = ome_spec(port_forward=False, benchmark_job={"pvc": "bench-results",
+                                                       "mount_path": str(tmp_path / "pvc")})
+    backend = OmeBackend(spec, study_id="rbac", workdir=Path("."))
+    config = spec.server_config({"tp_size": 1})
+    backend.gpu_capacity()
+    backend.export(config, runtime=True)
+    backend.deploy(config, trial_id="t1")
+    deployment = backend.deploy(config, trial_id="t1")
+    try:
+        backend.wait_ready(deployment, timeout_s=60)
+        assert backend.exited(deployment) is None
+        backend.measure(deployment, scenario="D(64,16)", concurrency=2, out_dir=tmp_path / "out")
+    finally:
+        backend.teardown(deployment.name)
+    backend.sweep()
+
+    seen = set(cluster.requests)
+    assert {("ome.io", "inferenceservices", "create"), ("ome.io", "benchmarkjobs", "create"),
+            ("", "nodes", "list"), ("", "events", "list")} <= seen
+    missing = sorted(request for request in seen if not allowed(*request))
+    assert missing == [], f"cluster/rbac.yaml does not grant {missing}"
+    assert not allowed("ome.io", "inferenceservices", "patch")
+    assert not allowed("", "pods/portforward", "create")
+
+
+def test_import_tuner_leaves_the_kubernetes_client_unloaded() -> None:
+    code = "import tuner, sys; assert 'kubernetes' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_the_try_it_study_loads() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import tuner
-from api._errors import StudyBusyError
+from service._errors import StudyBusyError
 from tuner.events import EventKind
 from tuner.exceptions import StoreError, StudyRunningError, TunerError
 from tuner.spec import StudySpec, spec_from_dict

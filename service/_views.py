@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuner.backends import BACKENDS
 from tuner.bench.metrics import LevelMetrics
 from tuner.spec import StudySpec, spec_from_dict
 from tuner.store import StudyRecord, StudyState, TrialRecord
@@ -104,7 +105,7 @@ def _planned(record: StudyRecord) -> int | None:
 def best_config(record: StudyRecord, trial: TrialRecord, text: str) -> BestConfig:
     """Wrap a launch text with the file name and media type that fit the backend."""
     kind = str((record.spec.get("backend") or {}).get("kind", "twin"))
-    yaml_like = kind == "ome"
+    yaml_like = BACKENDS[kind].EXPORT_LANGUAGE == "yaml"
     return BestConfig(
         study_id=record.study_id, trial=trial, kind=kind, text=text,
         filename=f"{record.study_id}-best.{'yaml' if yaml_like else 'sh'}",

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api import StudyManager, planned_trials
+from service import StudyManager, planned_trials
 from tests.api.conftest import wait_for
 from tests.api.fakes import QUICK_SPEC, FakeDriver
 from tuner.events import EventKind

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-import typing
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tuner import StudyResult, check_cluster, default_store_path, launch_text, objective
-from tuner.backends import BACKENDS
+from tuner.backends import BACKENDS, make
 from tuner.exceptions import SpecError, TunerError
-from tuner.spec import SearchSpec, StudySpec, load_spec, override, spec_from_dict
+from tuner.spec import SEARCH_ALGORITHMS, StudySpec, load_spec, override, spec_from_dict
 from tuner.store import Store, open_store
 from tuner.study import create_study, run_study
 
@@ -46,9 +46,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, SpecError) else 1
-
-
-SEARCH_ALGORITHMS = typing.get_args(SearchSpec.model_fields["algorithm"].annotation)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,7 +190,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _drive(
     args: argparse.Namespace, spec: StudySpec, store: Store, study_id: str, resume: bool
 ) -> int:
-    from tuner._progress import LiveView
+    from tuner.cli._progress import LiveView
 
     console = Console(stderr=True)
     console.print(
@@ -233,7 +230,7 @@ def _print_outcome(console: Console, result: StudyResult) -> None:
 
 
 def _print_analysis(console: Console, result: StudyResult) -> None:
-    from tuner._progress import confirmation_table, pareto_table
+    from tuner.cli._progress import confirmation_table, pareto_table
 
     verdict = result.confirmation
     if verdict is not None:
@@ -293,7 +290,7 @@ def _summary(result: StudyResult) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tuner._progress import studies_table
+    from tuner.cli._progress import studies_table
 
     Console().print(studies_table(_store(args).list_studies()))
     return 0
@@ -304,7 +301,7 @@ def _result(args: argparse.Namespace) -> StudyResult:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from tuner._progress import trials_table
+    from tuner.cli._progress import trials_table
 
     result = _result(args)
     if args.json:
@@ -324,24 +321,11 @@ def _export(args: argparse.Namespace) -> int:
             f"study {args.study} has no winner to export (no trial met the SLO); "
             f"`autotuner show {args.study}` shows why"
         )
-    if result.spec.backend.kind == "ome":
-        from tuner.export import export_manifests
-
-        base = yaml.safe_load(args.base_runtime.read_text()) if args.base_runtime else None
-        text = export_manifests(
-            result.spec,
-            best.params,
-            runtime=args.runtime,
-            study_id=result.study.study_id,
-            base_runtime=base,
-        )
-    elif args.runtime:
-        raise SpecError(
-            "--runtime exports a ClusterServingRuntime, which only the ome "
-            "backend has; drop --runtime to get the launch command"
-        )
-    else:
-        text = f"{result.best_launch}\n"
+    base = yaml.safe_load(args.base_runtime.read_text()) if args.base_runtime else None
+    workdir = Path(tempfile.gettempdir())
+    backend = make(result.spec, study_id=result.study.study_id, workdir=workdir)
+    config = result.spec.server_config(best.params)
+    text = backend.export(config, runtime=args.runtime, base_runtime=base).rstrip("\n") + "\n"
     if args.output:
         args.output.write_text(text)
     else:
@@ -350,9 +334,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import api  # NiceGUI takes seconds to import: only for this command
+    import webapp  # NiceGUI takes seconds to import: only for this command
 
-    api.serve(
+    webapp.serve(
         args.host,
         args.port,
         args.store or default_store_path(),
@@ -394,7 +378,3 @@ def _render(args: argparse.Namespace) -> int:
     spec.check_params(params)
     print(launch_text(spec, params))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
