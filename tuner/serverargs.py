@@ -6,9 +6,10 @@ A trial config is a dict of typed values keyed by the flag's dest name (dashes a
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from tuner._hints import did_you_mean
 
 __all__ = ["FLAGS", "MANAGED", "Flag", "check_value", "suggest", "to_argv"]
 
@@ -63,8 +64,7 @@ MANAGED = frozenset({"model_path", "served_model_name", "host", "port", "enable_
 
 def suggest(name: str) -> str:
     """A ' (did you mean X?)' hint for an unknown flag name, or ''."""
-    close = difflib.get_close_matches(name, list(FLAGS), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(name, FLAGS)
 
 
 def check_value(name: str, value: object) -> str | None:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import wait_for
 from tests.api.fakes import FakeDriver
+from tuner.spec import spec_from_dict
 
 
 def _finished(client: TestClient, study_id: str) -> dict[str, Any] | None:
@@ -76,6 +77,11 @@ def test_yaml_body(client: TestClient, spec: dict[str, Any]) -> None:
     response = client.post("/api/studies", content=yaml.safe_dump(spec),
                            headers={"content-type": "application/yaml"})
     assert response.status_code == 201, response.text
+    # The YAML became the very spec the same body as JSON does, not just some valid spec.
+    as_json = client.post("/api/studies", json=spec)
+    assert as_json.status_code == 201, as_json.text
+    assert response.json()["spec"] == as_json.json()["spec"] == \
+        spec_from_dict(spec).model_dump(mode="json")
 
 
 @pytest.mark.parametrize(("body", "path", "reason"), [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import typing
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, NoReturn
 import pydantic
 import yaml
 
+from tuner._hints import did_you_mean
 from tuner.exceptions import SpecError
 from tuner.spec._study import StudySpec
 
@@ -124,14 +124,8 @@ def _describe(err: Any) -> tuple[str, str]:
         loc, message = [*loc, head], rest  # a part's check names a field of that part
     path = ".".join(loc) or "spec"
     if err["type"] == "extra_forbidden":
-        message = "unknown field" + _did_you_mean(err, loc)
+        message = "unknown field" + did_you_mean(loc[-1], _fields_at(loc[:-1]))
     return path, message
-
-
-def _did_you_mean(err: Any, loc: list[str]) -> str:
-    known = _fields_at(loc[:-1])
-    close = difflib.get_close_matches(loc[-1], known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _fields_at(loc: list[str]) -> list[str]:

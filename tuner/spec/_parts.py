@@ -3,7 +3,6 @@ backends have their own module)."""
 
 from __future__ import annotations
 
-import difflib
 import re
 import typing
 from typing import Literal
@@ -11,6 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from tuner import serverargs
+from tuner._hints import did_you_mean
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
 from tuner.spec import _limits
 from tuner.spec._base import MODEL_TEXT, PATH_TEXT, GpuType, Part
@@ -35,11 +35,6 @@ _NUM = r"\d+(?:\.\d+)?"
 _SCENARIO = re.compile(
     rf"^(D\(\d+,\d+\)|N\({_NUM},{_NUM}\)/\({_NUM},{_NUM}\)|U\(\d+,\d+\)(/\(\d+,\d+\))?)$"
 )
-
-
-def _did_you_mean(name: str, known: typing.Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class ModelSpec(Part):
@@ -169,7 +164,7 @@ class ObjectiveSpec(Part):
     def _pareto_is_a_latency(cls, metric: str | None) -> str | None:
         if metric is not None and metric not in LATENCY_METRICS:
             raise ValueError(
-                f"'{metric}' is not a latency metric{_did_you_mean(metric, LATENCY_METRICS)}; "
+                f"'{metric}' is not a latency metric{did_you_mean(metric, LATENCY_METRICS)}; "
                 "use one such as tpot_p99_ms or ttft_p90_ms, or null for a single-objective study"
             )
         return metric
@@ -180,7 +175,7 @@ class ObjectiveSpec(Part):
         known = ("goodput", *THROUGHPUT_METRICS, *LATENCY_METRICS, "error_rate")
         if metric not in known:
             raise ValueError(
-                f"'{metric}' is not a level metric{_did_you_mean(metric, known)}; use goodput, "
+                f"'{metric}' is not a level metric{did_you_mean(metric, known)}; use goodput, "
                 "a throughput such as output_throughput, or a latency such as ttft_p99_ms"
             )
         return metric
