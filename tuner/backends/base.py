@@ -209,7 +209,7 @@ class Backend(abc.ABC):
         from tuner.bench import genai
 
         return genai.run(
-            deployment,
+            genai.Server(deployment.endpoint, deployment.served_model, deployment.time_scale),
             workload=self.spec.workload,
             scenario=scenario,
             concurrency=concurrency,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,10 +21,9 @@ from tuner.bench.metrics import LevelMetrics
 from tuner.exceptions import BenchmarkError, ServerExitedError
 
 if TYPE_CHECKING:
-    from tuner.backends.base import Deployment
     from tuner.spec import WorkloadSpec
 
-__all__ = ["build_argv", "probe", "run"]
+__all__ = ["Server", "build_argv", "probe", "run"]
 
 logger = logging.getLogger(__name__)
 # genai-bench needs some key for the sglang backend; real servers started by the tuner have none.
@@ -46,8 +46,23 @@ def probe(endpoint: str, timeout_s: float = 10.0) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Server:
+    """What genai-bench needs to know of the server it loads.
+
+    Attributes:
+        endpoint: base URL (``http://host:port``, no ``/v1``).
+        model: the served model name requests carry.
+        time_scale: how much faster than real time the server runs; results are rescaled.
+    """
+
+    endpoint: str
+    model: str
+    time_scale: float = 1.0
+
+
 def build_argv(
-    deployment: Deployment,
+    server: Server,
     *,
     workload: WorkloadSpec,
     scenario: str,
@@ -63,11 +78,11 @@ def build_argv(
         "--api-backend",
         "sglang",
         "--api-base",
-        deployment.endpoint,
+        server.endpoint,
         "--api-key",
         _API_KEY,
         "--api-model-name",
-        deployment.served_model,
+        server.model,
         "--model-tokenizer",
         tokenizer,
         "--task",
@@ -90,7 +105,7 @@ def build_argv(
 
 
 def run(
-    deployment: Deployment,
+    server: Server,
     *,
     workload: WorkloadSpec,
     scenario: str,
@@ -114,7 +129,7 @@ def run(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = build_argv(
-        deployment,
+        server,
         workload=workload,
         scenario=scenario,
         concurrency=concurrency,
@@ -165,7 +180,7 @@ def run(
         return LevelMetrics.from_genai_bench(
             data["aggregated_metrics"],
             time_unit=data.get("_time_unit", "s"),
-            time_scale=deployment.time_scale,
+            time_scale=server.time_scale,
         )
     failed = sorted(result_dir.glob("debug_for_run_*.json"))
     if failed:

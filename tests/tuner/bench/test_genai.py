@@ -48,19 +48,23 @@ def healthy() -> Iterator[Deployment]:
     process.wait()
 
 
+def _server(deployment: Deployment) -> genai.Server:
+    return genai.Server(deployment.endpoint, deployment.served_model, deployment.time_scale)
+
+
 WORKLOAD = WorkloadSpec(scenarios=["D(128,32)"], concurrency=[4], max_requests_per_level=12)
 
 
 def test_one_level_is_measured_and_rescaled(healthy: Deployment, tmp_path: Path) -> None:
-    level = genai.run(healthy, workload=WORKLOAD, scenario="D(128,32)", concurrency=4,
+    level = genai.run(_server(healthy), workload=WORKLOAD, scenario="D(128,32)", concurrency=4,
                       tokenizer=str(twin.BUNDLED_TOKENIZER), out_dir=tmp_path / "l1")
     assert level.concurrency == 4 and level.num_errors == 0 and level.num_requests >= 12
     assert level.error_rate == 0.0
     # Rescaled to real time: an 8B decode step on an H100 takes milliseconds, not tenths.
     assert 2.0 < level.tpot_p50_ms < 60.0, level
     assert level.output_throughput > 0 and level.ttft_p99_ms >= level.ttft_p50_ms
-    argv = genai.build_argv(healthy, workload=WORKLOAD, scenario="D(128,32)", concurrency=4,
-                            tokenizer="tok", out_dir=tmp_path)
+    argv = genai.build_argv(_server(healthy), workload=WORKLOAD, scenario="D(128,32)",
+                            concurrency=4, tokenizer="tok", out_dir=tmp_path)
     assert "--api-backend" in argv and argv[argv.index("--api-backend") + 1] == "sglang"
     assert argv[argv.index("--max-time-per-run") + 1] == "1"  # 60 s as whole minutes
 
@@ -68,8 +72,8 @@ def test_one_level_is_measured_and_rescaled(healthy: Deployment, tmp_path: Path)
 def test_a_level_where_every_request_fails_has_error_rate_1(tmp_path: Path) -> None:
     process, deployment = start_twin("--fault", "http500-rate=1.0")
     try:
-        level = genai.run(deployment, workload=WORKLOAD, scenario="D(128,32)", concurrency=2,
-                          tokenizer=str(twin.BUNDLED_TOKENIZER), out_dir=tmp_path)
+        level = genai.run(_server(deployment), workload=WORKLOAD, scenario="D(128,32)",
+                          concurrency=2, tokenizer=str(twin.BUNDLED_TOKENIZER), out_dir=tmp_path)
     finally:
         process.kill()
         process.wait()
@@ -82,7 +86,7 @@ def test_a_dead_server_is_reported_not_raised(tmp_path: Path) -> None:
     process.wait()
     assert "does not answer" in (genai.probe(deployment.endpoint) or "")
     # genai-bench still runs: every request fails to connect, so the level is all errors.
-    level = genai.run(deployment, workload=WORKLOAD, scenario="D(128,32)", concurrency=2,
+    level = genai.run(_server(deployment), workload=WORKLOAD, scenario="D(128,32)", concurrency=2,
                       tokenizer=str(twin.BUNDLED_TOKENIZER), out_dir=tmp_path)
     assert level.error_rate == 1.0
 
@@ -90,6 +94,6 @@ def test_a_dead_server_is_reported_not_raised(tmp_path: Path) -> None:
 def test_genai_bench_that_cannot_start_is_a_benchmark_error(healthy: Deployment,
                                                             tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError) as info:
-        genai.run(healthy, workload=WORKLOAD, scenario="D(128,32)", concurrency=2,
+        genai.run(_server(healthy), workload=WORKLOAD, scenario="D(128,32)", concurrency=2,
                   tokenizer=str(tmp_path / "no-such-tokenizer"), out_dir=tmp_path)
     assert info.value.returncode not in (0, None) and info.value.log_path
