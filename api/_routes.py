@@ -285,6 +285,14 @@ def _over(service: Service, study_id: str) -> bool:
     return record.state.is_finished() and not service.manager.is_active(study_id)
 
 
+@router.get("/studies/{study_id}/result", summary="Get what a study measured",
+            responses=_ERRORS)
+def get_result(study_id: str, service: ServiceDep) -> dict[str, Any]:
+    """The study's result as the CLI's `--json` prints it: state, best trial with its launch
+    text, every trial with its reason, the confirmation verdict, Pareto front, importance."""
+    return service.result(study_id)
+
+
 @router.get("/studies/{study_id}/best", summary="Get the best configuration",
             responses={**_ERRORS, 404: {"description": "No such study, or no best trial yet."}})
 def get_best(study_id: str, service: ServiceDep) -> BestConfig:

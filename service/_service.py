@@ -7,11 +7,13 @@ import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service._errors import NoBestTrialError
 from service._events import EventHub
 from service._manager import Driver, StudyManager
 from service._views import BestConfig, StudyView, best_config, study_spec, study_view
+from tuner import StudyResult
 from tuner.store import StudyRecord
 
 __all__ = ["Service", "open_service"]
@@ -59,6 +61,15 @@ class Service:
             if record.best_trial_id else None
         return study_view(record, best, active=self.manager.is_active(record.study_id),
                           starting=self.manager.is_running_here(record.study_id))
+
+    def result(self, study_id: str) -> dict[str, Any]:
+        """What a study measured, as ``autotuner show --json`` prints it (see
+        :meth:`tuner.StudyResult.to_dict`).
+
+        Raises:
+            StudyNotFoundError: no such study.
+        """
+        return StudyResult.load(self.manager.store, study_id).to_dict()
 
     def best(self, study_id: str) -> BestConfig:
         """The best configuration of a study with its launch text.

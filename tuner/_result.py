@@ -106,6 +106,56 @@ class StudyResult:
 
         return param_importance(self.spec, self.trials)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON: what ``autotuner ... --json`` prints and the API's
+        ``/api/studies/{id}/result`` returns (``study``, ``state``, ``best`` with its params,
+        score, scoring level and launch text, ``trials``, ``confirmations``, the
+        ``confirmation`` verdict, ``pareto`` and ``importance``)."""
+        best = self.best
+        verdict = self.confirmation
+        return {
+            "study": self.study.study_id,
+            "state": self.study.state.value,
+            "best": None
+            if best is None
+            else {
+                "trial": best.trial_id,
+                "params": best.params,
+                "score": best.score,
+                "metrics": objective.best_level(best.levels, self.spec.objective),
+                "launch": self.best_launch,
+            },
+            "trials": [
+                {
+                    "id": t.trial_id,
+                    "number": t.number,
+                    "params": t.params,
+                    "status": t.state.value,
+                    "reason": t.reason.value if t.reason else None,
+                    "message": t.message,
+                    "score": t.score,
+                    "node": t.node_ip,
+                    "started_at": t.started_at,
+                    "ended_at": t.ended_at,
+                }
+                for t in self.trials
+            ],
+            "confirmations": [
+                {
+                    "id": t.trial_id,
+                    "number": t.number,
+                    "confirms": t.confirms,
+                    "status": t.state.value,
+                    "reason": t.reason.value if t.reason else None,
+                    "score": t.score,
+                }
+                for t in self.confirmations
+            ],
+            "confirmation": verdict.to_dict() if verdict is not None else None,
+            "pareto": self.pareto,
+            "importance": self.importance,
+        }
+
     @property
     def trials_df(self) -> pandas.DataFrame:
         """One row per trial: id, state, reason, score, params (``param.<name>``), and the best

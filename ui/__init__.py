@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui as _nicegui_ui
 
 from ui._chart import chart_options
-from ui._form import SpecForm, new_study_page, quickstart_text
+from ui._form import new_study_page
 from ui._pages import login_page, studies_page, study_page
+from ui._spec_form import SpecForm, quickstart_text
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

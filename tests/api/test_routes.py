@@ -73,6 +73,18 @@ def test_create_run_and_inspect(client: TestClient, spec: dict[str, Any],
     assert listed[0]["best"]["score"] == done["best"]["score"]
 
 
+def test_the_result_is_what_the_cli_prints(client: TestClient, spec: dict[str, Any]) -> None:
+    study_id = client.post("/api/studies", json=spec).json()["study_id"]
+    wait_for(lambda: _finished(client, study_id))
+    result = client.get(f"/api/studies/{study_id}/result").json()
+    best = client.get(f"/api/studies/{study_id}/best").json()
+    assert result["study"] == study_id and result["state"] == "completed"
+    assert [t["number"] for t in result["trials"]] == [1, 2, 3, 4]
+    assert result["best"]["trial"] == best["trial"]["trial_id"]
+    assert result["best"]["score"] == best["trial"]["score"]
+    assert client.get("/api/studies/nope/result").status_code == 404
+
+
 def test_yaml_body(client: TestClient, spec: dict[str, Any]) -> None:
     response = client.post("/api/studies", content=yaml.safe_dump(spec),
                            headers={"content-type": "application/yaml"})

@@ -10,7 +10,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rich.console import Console
@@ -207,7 +206,7 @@ def _drive(
         view.stop()
     _print_outcome(console, result)
     if args.json:
-        print(json.dumps(_summary(result), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     return 0 if result.study.state.value in ("completed", "stopped") else 1
 
 
@@ -243,52 +242,6 @@ def _print_analysis(console: Console, result: StudyResult) -> None:
         console.print(f"parameter importance: {ranked}", highlight=False)
 
 
-def _summary(result: StudyResult) -> dict[str, Any]:
-    best = result.best
-    spec = result.spec
-    verdict = result.confirmation
-    return {
-        "study": result.study.study_id,
-        "state": result.study.state.value,
-        "best": None
-        if best is None
-        else {
-            "trial": best.trial_id,
-            "params": best.params,
-            "score": best.score,
-            "metrics": objective.best_level(best.levels, spec.objective),
-            "launch": result.best_launch,
-        },
-        "trials": [
-            {
-                "id": t.trial_id,
-                "number": t.number,
-                "params": t.params,
-                "status": t.state.value,
-                "reason": t.reason,
-                "score": t.score,
-                "started_at": t.started_at,
-                "ended_at": t.ended_at,
-            }
-            for t in result.trials
-        ],
-        "confirmations": [
-            {
-                "id": t.trial_id,
-                "number": t.number,
-                "confirms": t.confirms,
-                "status": t.state.value,
-                "reason": t.reason,
-                "score": t.score,
-            }
-            for t in result.confirmations
-        ],
-        "confirmation": verdict.to_dict() if verdict is not None else None,
-        "pareto": result.pareto,
-        "importance": result.importance,
-    }
-
-
 def _list(args: argparse.Namespace) -> int:
     from tuner.cli._progress import studies_table
 
@@ -305,7 +258,7 @@ def _show(args: argparse.Namespace) -> int:
 
     result = _result(args)
     if args.json:
-        print(json.dumps(_summary(result), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
         return 0
     console = Console()
     console.print(trials_table(result.spec, result.trials, result.study.best_trial_id))
