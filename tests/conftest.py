@@ -22,3 +22,12 @@ def ray_pool() -> Iterator[int]:
     init_ray(gpus=RAY_POOL)
     yield RAY_POOL
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sglang_wheel():
+    """SGLang's wheel at the twin's version, fetched once (no deps) and read, never imported."""
+    from tuner._sglang_wheel import SglangWheel
+    from twin._resolve import VERSION
+
+    return SglangWheel.fetch(VERSION)
