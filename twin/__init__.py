@@ -6,21 +6,36 @@
 
 from __future__ import annotations
 
+from twin._args import SM100_GPUS
+from twin._args import modelled as modelled_flags
 from twin._catalog import MODELS as _MODELS
 from twin._errors import StartupError
 from twin._estimate import estimate
 from twin._facts import GPU_TABLE as _GPU_TABLE
+from twin._resolve import VERSION as SGLANG_VERSION
+from twin._resolve import memory_tier as _memory_tier
 from twin._resolve import resolve_server_args
 from twin._tokenizer import BUNDLED_TOKENIZER
 
 CATALOG: tuple[str, ...] = tuple(_MODELS)
 GPUS: tuple[str, ...] = tuple(_GPU_TABLE)
 
+
+def auto_chunked_prefill_size(gpu: str) -> int:
+    """SGLang's ``chunked_prefill_size`` when the flag is unset, on a GPU of :data:`GPUS`
+    (tokens; it follows the GPU's memory)."""
+    return _memory_tier(_GPU_TABLE[gpu].memory_mib).chunked_prefill_size
+
+
 __all__ = [
     "BUNDLED_TOKENIZER",
     "CATALOG",
     "GPUS",
+    "SGLANG_VERSION",
+    "SM100_GPUS",
+    "auto_chunked_prefill_size",
     "StartupError",
     "estimate",
+    "modelled_flags",
     "resolve_server_args",
 ]

@@ -1,28 +1,49 @@
 """The launch_server command line: one parser and one validator for the CLI and the Python API.
 
-Flag names, aliases, defaults and choices follow ``sglang.launch_server`` 0.5.5. ``None``
-defaults mean "auto": they are resolved from the GPU and model like SGLang does (see
-``_resolve``). The twin-only flags (``--gpu``, ``--num-gpus``, ``--time-scale``,
-``--startup-time-scale``, ``--fault``) come last.
+Every flag of ``sglang.launch_server`` 0.5.5 is accepted. The flags the twin models are
+declared here by hand, with SGLang's names, aliases and defaults and the choices of SGLang's
+flag table; ``None`` defaults mean "auto": they are resolved from the GPU and model like
+SGLang does (see ``_resolve``). The other flags are added from the flag table the tuner
+generates from SGLang's source (``tuner/serverargs/tables``, read as data): accepted, checked
+for type and choices, and reported by :func:`not_modelled` when set. The twin-only flags
+(``--gpu``, ``--num-gpus``, ``--time-scale``, ``--startup-time-scale``, ``--fault``) come last.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import logging
+import pathlib
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from twin import _facts, _faults
 
-SCHEDULE_POLICIES = ("lpm", "random", "fcfs", "dfs-weight", "lof", "priority")
-KV_CACHE_DTYPES = ("auto", "fp8_e5m2", "fp8_e4m3")
-# Online fp8 weight quantization; checkpoint formats (awq, gptq, ...) need real weights.
-QUANTIZATIONS = ("fp8", "w8a8_fp8")
-DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# SGLang's flag tables, one JSON file per version, next to the tuner that writes them.
+_TABLES = pathlib.Path(__file__).resolve().parents[1] / "tuner" / "serverargs" / "tables"
+
+# GPUs of the table (``_facts.GPU_TABLE``) with compute capability 10.x: the only ones where
+# SGLang's trtllm_mha attention backend runs.
+SM100_GPUS = frozenset({"B200"})
 
 # Flags of the twin, not of SGLang: a tuner must drop them when it launches the real server.
 TWIN_ONLY_DESTS = frozenset({"gpu", "num_gpus", "time_scale", "startup_time_scale", "fault"})
+
+
+@functools.cache
+def sglang_flags() -> dict[str, dict[str, Any]]:
+    """The rows of SGLang's flag table for the twin's version, by flag name."""
+    from twin._resolve import VERSION
+
+    rows = json.loads((_TABLES / f"sglang-{VERSION}.json").read_text())["flags"]
+    return {row["name"]: row for row in rows}
+
+
+def _choices(name: str) -> list[Any] | None:
+    choices: list[Any] | None = sglang_flags()[name]["choices"]
+    return choices
 
 
 class _RaisingParser(argparse.ArgumentParser):
@@ -66,13 +87,18 @@ def build_parser(
     add("--served-model-name", default=None, help="model name served by the API")
     add("--host", default="127.0.0.1", help="HTTP host")
     add("--port", type=int, default=30000, help="HTTP port")
-    add("--dtype", default="auto", choices=DTYPES, help="weight and activation dtype")
-    add("--kv-cache-dtype", default="auto", choices=KV_CACHE_DTYPES, help="KV cache dtype")
+    add("--dtype", default="auto", choices=_choices("dtype"), help="weight and activation dtype")
+    add(
+        "--kv-cache-dtype",
+        default="auto",
+        choices=_choices("kv_cache_dtype"),
+        help="KV cache dtype (every value but auto is simulated as one byte per element)",
+    )
     add(
         "--quantization",
         default=None,
-        choices=QUANTIZATIONS,
-        help="fp8 weights: half the weight bytes, fp8 GEMM peak where the GPU has one",
+        choices=_choices("quantization"),
+        help="quantized weights: one byte per decoder weight, fp8 GEMM peak where the GPU has one",
     )
     add("--context-length", type=int, default=None, help="max context (default: the model's)")
     add("--trust-remote-code", action="store_true", help="accepted for compatibility")
@@ -91,7 +117,12 @@ def build_parser(
         help="max tokens per prefill chunk, -1 disables (default: auto)",
     )
     add("--max-prefill-tokens", type=int, default=16384, help="token budget of a prefill batch")
-    add("--schedule-policy", default="fcfs", choices=SCHEDULE_POLICIES, help="queue order")
+    add(
+        "--schedule-policy",
+        default="fcfs",
+        choices=_choices("schedule_policy"),
+        help="queue order",
+    )
     add(
         "--schedule-conservativeness",
         type=float,
@@ -101,7 +132,6 @@ def build_parser(
     add(
         "--tensor-parallel-size",
         "--tp-size",
-        "--tp",
         dest="tp_size",
         type=int,
         default=1,
@@ -117,7 +147,7 @@ def build_parser(
     )
     add("--stream-interval", type=int, default=1, help="stream every N output tokens")
     add("--random-seed", type=int, default=None, help="random seed")
-    add("--log-level", default="info", choices=LOG_LEVELS, help="log level")
+    add("--log-level", default="info", help="log level: debug, info, warning, error, critical")
     add(
         "--decode-log-interval",
         type=int,
@@ -152,6 +182,7 @@ def build_parser(
         action="store_true",
         help="do not hide scheduler CPU time behind GPU time",
     )
+    _add_unmodelled(parser)
     twin = parser.add_argument_group("twin-only options")
     twin.add_argument(
         "--gpu", default="H100", choices=tuple(_facts.GPU_TABLE), help="simulated GPU model"
@@ -173,6 +204,63 @@ def build_parser(
         "--fault", action="append", type=_faults.parse_fault, default=None, help=_faults.FAULT_HELP
     )
     return parser
+
+
+_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str}
+_UNMODELLED = "SGLang options the twin accepts but does not model"
+
+
+def _help(row: Mapping[str, Any]) -> str:
+    # argparse formats help with %: SGLang's text may hold a literal one.
+    return str(row["help"]).replace("%", "%%")
+
+
+def _add_unmodelled(parser: argparse.ArgumentParser) -> None:
+    """SGLang's flags the twin does not model: accepted with SGLang's type and choices."""
+    group = parser.add_argument_group(_UNMODELLED)
+    taken = parser._option_string_actions
+    dests = {action.dest for action in parser._actions}
+    for name, row in sglang_flags().items():
+        options = [o for o in row["options"] if o not in taken]
+        if name in dests or not options:
+            continue
+        if row["type"] == "bool":
+            group.add_argument(*options, dest=name, action="store_true", help=_help(row))
+            continue
+        group.add_argument(
+            *options,
+            dest=name,
+            type=_TYPES[row["type"]],
+            default=row["default"],
+            choices=row["choices"],
+            nargs=row["nargs"],
+            help=_help(row),
+        )
+
+
+@functools.cache
+def modelled() -> frozenset[str]:
+    """SGLang flags the twin models: those declared by hand above."""
+    parser = build_parser(add_help=False)
+    unmodelled = {
+        action.dest
+        for group in parser._action_groups
+        if group.title == _UNMODELLED
+        for action in group._group_actions
+    }
+    return frozenset(a.dest for a in parser._actions if a.dest in sglang_flags()) - unmodelled
+
+
+def not_modelled(args: argparse.Namespace) -> list[str]:
+    """The flags set away from SGLang's default that the twin accepts but does not model."""
+    rows = sglang_flags()
+    unset = (None, False)  # by identity: 0 is a value someone set
+    return sorted(
+        name
+        for name in rows.keys() - modelled()
+        if not any(getattr(args, name, None) is v for v in unset)
+        and getattr(args, name) != rows[name]["default"]
+    )
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -221,9 +309,18 @@ def validate(args: argparse.Namespace) -> None:
         ("--decode-log-interval", args.decode_log_interval >= 1, "must be >= 1"),
         (
             "--cuda-graph-max-bs",
-            args.cuda_graph_max_bs is None or args.cuda_graph_max_bs >= 0,
-            "must be >= 0",
+            args.cuda_graph_max_bs is None
+            or args.cuda_graph_max_bs >= 1
+            or (args.disable_cuda_graph and args.cuda_graph_max_bs >= 0),
+            # SGLang's capture list comes out empty and max([]) raises at start-up.
+            "must be >= 1 unless --disable-cuda-graph",
         ),
+        (
+            "--log-level",
+            args.log_level.upper() in logging.getLevelNamesMapping(),
+            "must be debug, info, warning, error or critical",
+        ),
+        ("--page-size", args.page_size is None or args.page_size >= 1, "must be >= 1"),
         ("--torch-compile-max-bs", args.torch_compile_max_bs >= 1, "must be >= 1"),
         ("--num-gpus", args.num_gpus >= 1, "must be >= 1"),
         ("--time-scale", args.time_scale > 0, "must be > 0"),
@@ -236,6 +333,33 @@ def validate(args: argparse.Namespace) -> None:
     for flag, ok, rule in checks:
         if not ok:
             raise ValueError(f"{flag} {rule}")
+    _check_startup_rules(args)
+
+
+def _check_startup_rules(args: argparse.Namespace) -> None:
+    """SGLang 0.5.5's refusals of flag combinations in ``ServerArgs.__post_init__``."""
+    from twin._resolve import memory_tier
+
+    chunk = args.chunked_prefill_size
+    if chunk is None:
+        chunk = memory_tier(_facts.GPU_TABLE[args.gpu].memory_mib).chunked_prefill_size
+    page = args.page_size or 1
+    if chunk > 0 and args.disaggregation_mode != "decode" and chunk % page:
+        raise ValueError(
+            f"AssertionError: chunked_prefill_size must be divisible by page_size "
+            f"(--chunked-prefill-size {chunk}, --page-size {page})"
+        )
+    backends = (
+        args.attention_backend,
+        args.prefill_attention_backend,
+        args.decode_attention_backend,
+    )
+    if "trtllm_mha" in backends and args.gpu not in SM100_GPUS:
+        raise ValueError(
+            "--attention-backend: TRTLLM MHA backend is only supported on Blackwell GPUs "
+            f"(SM100) such as {', '.join(sorted(SM100_GPUS))}, not --gpu {args.gpu}; use a "
+            "different backend"
+        )
 
 
 def parse_argv(
@@ -302,6 +426,13 @@ def mapping_to_argv(
     return argv
 
 
+@functools.cache
+def _mapping_parser() -> argparse.ArgumentParser:
+    # Built once: the estimator parses a mapping per estimate, and parsing does not change
+    # the parser.
+    return build_parser(raise_errors=True)
+
+
 def parse_mapping(server_args: Mapping[str, object], **twin_args: object) -> argparse.Namespace:
     """Parses and validates server args given as a mapping, with the CLI's parser.
 
@@ -320,7 +451,7 @@ def parse_mapping(server_args: Mapping[str, object], **twin_args: object) -> arg
         raise ValueError(
             f"pass {', '.join(sorted(clash))} as keyword argument, not in server_args"
         )
-    parser = build_parser(raise_errors=True)
+    parser = _mapping_parser()
     args = parser.parse_args(mapping_to_argv({**server_args, **twin_args}, parser))
     validate(args)
     return args

@@ -9,8 +9,14 @@ import twin
 
 def test_public_names() -> None:
     assert sorted(twin.__all__) == sorted(
-        ["BUNDLED_TOKENIZER", "CATALOG", "GPUS", "StartupError", "estimate", "resolve_server_args"]
+        ["BUNDLED_TOKENIZER", "CATALOG", "GPUS", "SGLANG_VERSION", "SM100_GPUS", "StartupError",
+         "auto_chunked_prefill_size", "estimate", "modelled_flags", "resolve_server_args"]
     )
+    assert twin.SGLANG_VERSION == "0.5.5" and twin.SM100_GPUS <= set(twin.GPUS)
+    # SGLang's auto chunk size follows the GPU's memory: 8192 on an 80 GB H100 and
+    # 16384 on a 180 GB B200 (server_args.py, _handle_gpu_memory_settings)
+    assert twin.auto_chunked_prefill_size("H100") == 8192
+    assert twin.auto_chunked_prefill_size("B200") == 16384
     assert isinstance(twin.BUNDLED_TOKENIZER, pathlib.Path)
     assert (twin.BUNDLED_TOKENIZER / "tokenizer.json").is_file()
     for name in (

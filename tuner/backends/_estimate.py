@@ -71,7 +71,7 @@ class EstimateBackend(Backend):
                 model.model_path,
                 "--served-model-name",
                 model.name,
-                *serverargs.to_argv(config),
+                *serverargs.to_argv(config, self.spec.sglang_version),
             ]
         )
 

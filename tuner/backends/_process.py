@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import socket
@@ -26,10 +25,11 @@ import httpx
 import psutil
 
 from tuner import serverargs
+from tuner.backends import _sglang_log
 from tuner.backends.base import Backend, Deployment, current_node, deployment_name
 from tuner.exceptions import BackendError, DeployTimeoutError
 
-__all__ = ["ProcessBackend", "failure_reason"]
+__all__ = ["ProcessBackend"]
 
 logger = logging.getLogger(__name__)
 STUDY_TAG = "AUTOTUNER_STUDY"
@@ -37,16 +37,10 @@ DEPLOYMENT_TAG = "AUTOTUNER_DEPLOYMENT"
 # The Ray node whose trial started the server: each node's sweep takes only its own, as it
 # would on separate hosts (Ray test clusters put several nodes on one host).
 NODE_TAG = "AUTOTUNER_NODE"
-_OOM = re.compile(r"out of memory|not enough memory|\bOOM\b", re.IGNORECASE)
 _STOP_GRACE_S = 10.0
 _GUARD = [sys.executable, "-m", "tuner.backends._guard", "--"]
 # Servers this process started, so it can reap them (a killed child stays a zombie until then).
 _CHILDREN: dict[str, subprocess.Popen[bytes]] = {}
-
-
-def failure_reason(log_text: str) -> str:
-    """``oom`` when a server log shows a memory failure, else ``startup``."""
-    return "oom" if _OOM.search(log_text) else "startup"
 
 
 class ProcessBackend(Backend):
@@ -84,7 +78,7 @@ class ProcessBackend(Backend):
             "--port",
             str(port),
             "--enable-metrics",
-            *serverargs.to_argv(config),
+            *serverargs.to_argv(config, self.spec.sglang_version),
             *self.extra_argv(),
         ]
 
@@ -174,11 +168,12 @@ class ProcessBackend(Backend):
             process = self._process(deployment.name)
             if not _running(process):
                 log = _read(deployment.log_path)
+                output = _server_output(log)
                 child = _CHILDREN.get(deployment.name)
                 code = child.poll() if child is not None else None
                 # Killed before it wrote a word (seen under heavy load): not the server's
                 # verdict on its flags, so start it once more before calling the trial failed.
-                silent = child is not None and _silent(log) and (code is None or code < 0)
+                silent = child is not None and not output.strip() and (code is None or code < 0)
                 if silent and not respawned:
                     respawned = True
                     logger.warning(
@@ -190,8 +185,8 @@ class ProcessBackend(Backend):
                     continue
                 raise BackendError(
                     f"server {deployment.name} exited (status {code}) while starting: "
-                    f"{_last_error(log)}; full log: {deployment.log_path}",
-                    reason=failure_reason(log),
+                    f"{_sglang_log.explain(output)}; full log: {deployment.log_path}",
+                    reason=_sglang_log.failure_reason(output),
                     log_path=deployment.log_path,
                 )
             try:
@@ -338,18 +333,12 @@ def _read(path: str | None) -> str:
         return ""
 
 
-def _silent(log: str) -> bool:
-    """Whether a server log holds nothing but the commands that started it."""
-    return all(line.startswith("$ ") for line in log.splitlines() if line.strip())
+def _server_output(log: str) -> str:
+    """A server log without the commands that started it (``$ argv`` lines, ours)."""
+    return "\n".join(line for line in log.splitlines() if not line.startswith("$ "))
 
 
 def _tail(path: str | None, lines: int = 5) -> str:
     """The last lines of a server log, on one line."""
     text = [line.strip() for line in _read(path).splitlines() if line.strip()]
     return " | ".join(text[-lines:])[-1500:] or "(no output)"
-
-
-def _last_error(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if re.search(r"error|exception|fail", line, re.IGNORECASE)]
-    return (errors or lines or ["(no output)"])[-1][:500]

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from tuner import StudyResult, check_cluster, default_store_path, launch_text, objective
 from tuner.backends import BACKENDS, make
+from tuner.cli import _flags
 from tuner.exceptions import SpecError, TunerError
 from tuner.spec import SEARCH_ALGORITHMS, StudySpec, load_spec, override, spec_from_dict
 from tuner.store import Store, open_store
@@ -160,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("spec", type=Path)
     render.add_argument("--params", default="{}", help="JSON, e.g. '{\"tp_size\": 2}'")
     render.set_defaults(command=_render)
+
+    _flags.register(add)
     return parser
 
 
@@ -215,6 +218,10 @@ def _print_outcome(console: Console, result: StudyResult) -> None:
     best = result.best
     if result.study.message:
         console.print(f"[red]study {state}:[/] {result.study.message}")
+    from tuner.cli._progress import measurement_warnings
+
+    for line in measurement_warnings([*result.trials, *result.confirmations]):
+        console.print(f"[yellow]warning:[/] {line}", highlight=False)
     if best is None:
         console.print(f"study {state}: no configuration met the SLO")
         return
@@ -261,7 +268,8 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     console = Console()
-    console.print(trials_table(result.spec, result.trials, result.study.best_trial_id))
+    trials = [*result.trials, *result.confirmations]  # re-runs show as "re-run of #N"
+    console.print(trials_table(result.spec, trials, result.study.best_trial_id))
     _print_outcome(console, result)
     return 0
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 
-from tuner import backends, objective
+from tuner import backends, objective, serverargs
 from tuner.exceptions import BackendError, NotSupportedError
 from tuner.search._space import Space, config_key
 from tuner.spec import EstimateBackendSpec, StudySpec
@@ -151,6 +151,13 @@ def prescreen(spec: StudySpec, capacity: int, *, workdir: Path | None = None) ->
 def _check_model(spec: StudySpec, gpu: str, capacity: int) -> None:
     import twin
 
+    # Flags of a later SGLang the twin's version lacks would fail every estimate alike.
+    named = set(spec.space) | set(spec.fixed) | set(spec.search.derived)
+    if unknown := sorted(named - set(serverargs.table(serverargs.default_version()).flags)):
+        raise NotSupportedError(
+            f"search.prescreen: the twin simulates SGLang {serverargs.default_version()}, "
+            f"which has no {', '.join(unknown)}; set search.prescreen to null"
+        )
     try:
         twin.resolve_server_args(
             {"model_path": spec.model.model_path, **spec.fixed}, gpu=gpu, num_gpus=capacity

@@ -76,8 +76,8 @@ class Space:
     def complete(self, sampled: Mapping[str, Any]) -> dict[str, Any] | None:
         """The trial config of sampled values: stepped floats rounded, derived flags added.
 
-        None when the config breaks a constraint, needs more GPUs than the study has, or a
-        derived flag gets a value SGLang would refuse.
+        None when the config breaks a constraint (SGLang's built-in ones included), needs
+        more GPUs than the study has, or a derived flag gets a value SGLang would refuse.
         """
         # Stepped floats come back as 0.7999999999; the config (and its launch line) says 0.8.
         config = {k: round(v, 10) if isinstance(v, float) else v for k, v in sampled.items()}
@@ -94,11 +94,12 @@ class Space:
                     value = formula.value(values)
                 except ExpressionError:  # x / 0 and the like: no config to derive
                     return None
-                if serverargs.FLAGS[name].kind == "int":
+                version = self.spec.sglang_version
+                if serverargs.table(version).flags[name].kind == "int":
                     if not isinstance(value, int | float) or not math.isfinite(value):
                         return None
                     value = int(value)
-                if serverargs.check_value(name, value):
+                if serverargs.check_value(name, value, version):
                     return None
                 config[name] = value
         return config if self.spec.allows(config, self.capacity) else None

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tuner import serverargs
 from tuner.spec import _limits
 from tuner.spec._base import K8S_NAME, MODEL_TEXT, PATH_TEXT, GpuType, Part
 
@@ -26,6 +27,18 @@ class _BackendBase(Part):
         le=_limits.MAX_STARTUP_TIMEOUT_S,
         description="Seconds a server may take to become healthy.",
     )
+    sglang_version: str = Field(
+        default_factory=serverargs.default_version,
+        description="SGLang version of the servers: its flag table checks the spec's flags "
+        "(autotuner flags --version V lists them); default: the twin's.",
+        examples=list(serverargs.versions()),
+    )
+
+    @field_validator("sglang_version")
+    @classmethod
+    def _version_has_table(cls, version: str) -> str:
+        serverargs.table(version)  # a ValueError listing the supported versions
+        return version
 
     @model_validator(mode="after")
     def _startup_timeout_bounded(self) -> _BackendBase:
@@ -38,7 +51,19 @@ class _BackendBase(Part):
         return self
 
 
-class TwinBackendSpec(_BackendBase):
+class _SimulatedBase(_BackendBase):
+    @field_validator("sglang_version")
+    @classmethod
+    def _version_is_the_twins(cls, version: str) -> str:
+        if version != serverargs.default_version():
+            raise ValueError(
+                f"the twin simulates SGLang {serverargs.default_version()} only; "
+                f"use backend kind local or ome for SGLang {version}"
+            )
+        return version
+
+
+class TwinBackendSpec(_SimulatedBase):
     """Local SGLang digital-twin processes: no GPU needed."""
 
     kind: Literal["twin"] = "twin"
@@ -73,7 +98,7 @@ class TwinBackendSpec(_BackendBase):
         return faults
 
 
-class EstimateBackendSpec(_BackendBase):
+class EstimateBackendSpec(_SimulatedBase):
     """The twin's in-process estimator: no HTTP, no genai-bench; seconds per study."""
 
     kind: Literal["estimate"] = "estimate"

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import typing
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from twin import GPUS
+
 __all__ = ["GPU_TYPES", "K8S_NAME", "MODEL_TEXT", "PATH_TEXT", "GpuType", "Part"]
 
-GpuType = Literal["H100", "H200", "A100-80G", "A100-40G", "L40S"]
-GPU_TYPES: tuple[str, ...] = typing.get_args(GpuType)
+# The one list of GPU types: the twin's (spec, CLI, UI and pre-screen all use it).
+GPU_TYPES: tuple[str, ...] = GPUS
+if TYPE_CHECKING:
+    GpuType = str
+else:
+    GpuType = Literal[GPU_TYPES]
 # Served model names and paths reach a command line and a manifest: no spaces, quotes or `$`.
 MODEL_TEXT = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
 # Paths may be absolute or relative, never start with "-" (it would read as a flag).

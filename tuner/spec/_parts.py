@@ -9,7 +9,6 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from tuner import serverargs
 from tuner._hints import did_you_mean
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
 from tuner.spec import _limits
@@ -151,6 +150,14 @@ class ObjectiveSpec(Part):
         description="The throughput goodput counts: output tokens/s, all tokens/s, req/s.",
     )
     per_gpu: bool = Field(False, description="Divide the score by the GPUs a config uses.")
+    source: Literal["server", "client", "strict"] = Field(
+        "server",
+        description="Whose figures the score and the SLO use. server: the server's own "
+        "/metrics where it vouches for them (throughputs, means, percentiles its buckets "
+        "resolve), genai-bench's elsewhere or when the server has no metrics; client: "
+        "genai-bench's alone; strict: genai-bench's, and a level where they disagree "
+        "(client_bound) or the twin's host fell behind (host_overloaded) fails the SLO.",
+    )
     slo: SLO = Field(default_factory=SLO, description="Bounds a level must meet.")
     pareto: str | None = Field(
         None,
@@ -324,13 +331,8 @@ class SearchSpec(Part):
     @field_validator("derived")
     @classmethod
     def _derived_parse(cls, derived: dict[str, str]) -> dict[str, str]:
+        # The names are flags of the study's SGLang version: checked with the spec's flags.
         for name, text in derived.items():
-            if name in serverargs.MANAGED:
-                raise ValueError(f"{name}: set by the backend for every trial")
-            if name not in serverargs.FLAGS:
-                raise ValueError(f"{name}: not a known SGLang flag{serverargs.suggest(name)}")
-            if serverargs.FLAGS[name].kind not in ("int", "float"):
-                raise ValueError(f"{name}: only numeric flags can be derived; search it instead")
             try:
                 Expression(text)
             except ValueError as e:

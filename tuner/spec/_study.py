@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -16,11 +17,13 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     model_validator,
 )
 
 from tuner import serverargs
-from tuner.spec import _limits
+from tuner.spec import _flags, _limits
 from tuner.spec._backends import BackendSpec, TwinBackendSpec
 from tuner.spec._expr import Expression, ExpressionError
 from tuner.spec._parts import ModelSpec, ObjectiveSpec, SearchSpec, WorkloadSpec
@@ -138,23 +141,32 @@ class StudySpec(BaseModel):
         description="Seconds one trial may take in all.",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> StudySpec:
+        """Report the flag errors with the structure errors, not behind them."""
+        try:
+            spec = handler(data)
+        except ValidationError as e:
+            problems = _flags.flag_problems(data) if isinstance(data, Mapping) else []
+            raise _flags.merged(cls.__name__, e.errors(), problems) from None
+        if problems := _flags.flag_problems(spec.model_dump()):
+            raise _flags.merged(cls.__name__, [], problems)
+        return spec
+
     @model_validator(mode="after")
     def _flags_valid(self) -> StudySpec:
-        for section, names in (("space", self.space), ("fixed", self.fixed)):
-            for name in names:
-                if name in serverargs.MANAGED:
-                    raise ValueError(f"{section}.{name}: set by the backend for every trial")
-                if name not in serverargs.FLAGS:
-                    raise ValueError(
-                        f"{section}.{name}: not a known SGLang flag{serverargs.suggest(name)}"
-                    )
-        for name in self.space.keys() & self.fixed.keys():
-            raise ValueError(f"space.{name}: also in fixed; keep it in one of them")
+        if _flags.flag_problems(self.model_dump()):
+            return self  # reported by _every_error; what follows needs valid flags
         for name, value in self.fixed.items():
-            if problem := serverargs.check_value(name, value):
+            if problem := serverargs.gpu_problem(name, value, self.gpu_type):
                 raise ValueError(f"fixed.{name}: {problem}")
+        if problem := serverargs.startup_problem(self.fixed, self.gpu_type):
+            raise ValueError(f"fixed: {problem}")
         for name, spec in self.space.items():
-            self._check_param(name, spec)
+            for value in spec if isinstance(spec, list) else []:
+                if problem := serverargs.gpu_problem(name, value, self.gpu_type):
+                    raise ValueError(f"space.{name}: {problem}")
         for i, text in enumerate(self.constraints):
             try:
                 unknown = Expression(text).names - self._known_names()
@@ -169,28 +181,36 @@ class StudySpec(BaseModel):
         self._check_constraints_evaluate()
         if self.search.algorithm == "grid":
             self._check_grid()
+        if self.backend.kind in ("twin", "estimate"):
+            self._warn_if_unmodelled()
         return self
 
-    def _check_param(self, name: str, spec: ParamSpec) -> None:
-        flag = serverargs.FLAGS[name]
-        if isinstance(spec, RangeSpec):
-            if flag.kind not in ("int", "float"):
-                raise ValueError(f"space.{name}: a range needs a numeric flag; list the values")
-            if flag.kind == "int" and not spec.is_int:
-                raise ValueError(f"space.{name}: an integer flag needs an int range")
-            ends: list[object] = [spec.low, spec.high]
-        else:
-            if not spec:
-                raise ValueError(f"space.{name}: give at least one value")
-            if len(spec) > _limits.MAX_LIST_VALUES:
-                raise ValueError(
-                    f"space.{name}: {len(spec):,} values; at most "
-                    f"{_limits.MAX_LIST_VALUES:,}: use a range instead"
-                )
-            ends = list(spec)
-        for value in ends:
-            if problem := serverargs.check_value(name, value):
-                raise ValueError(f"space.{name}: {value!r} {problem}")
+    def _warn_if_unmodelled(self) -> None:
+        """Warn (once per message, Python's default) when the twin simulates none of the
+        searched flags: every trial would measure the same server."""
+        if set(self.space) & serverargs.twin_modelled():
+            return
+        warnings.warn(
+            f"space: the twin does not model {', '.join(sorted(self.space))}, so every trial "
+            f"on backend {self.backend.kind} would measure the same server; search a flag it "
+            "models (the twin column of 'autotuner flags') or use backend local or ome",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    @property
+    def sglang_version(self) -> str:
+        """The SGLang version whose flags the spec uses."""
+        return self.backend.sglang_version
+
+    @property
+    def gpu_type(self) -> str | None:
+        """The GPU type the servers run on, when the spec names it (the twin's and the
+        estimator's GPU, or the pre-screen's for local and ome)."""
+        gpu = getattr(self.backend, "gpu", None)
+        if gpu is None and self.search.prescreen is not None:
+            gpu = self.search.prescreen.gpu
+        return gpu
 
     def _known_names(self) -> set[str]:
         return set(self.space) | set(self.fixed) | {"gpus", "tp_size", "dp_size"}
@@ -316,7 +336,8 @@ class StudySpec(BaseModel):
     def allows(
         self, config: dict[str, object], capacity: int | None = None, *, strict: bool = False
     ) -> bool:
-        """Whether a config meets every constraint and fits in ``capacity`` GPUs.
+        """Whether a config meets every constraint, SGLang's built-in ones included
+        (:func:`tuner.serverargs.startup_problem`), and fits in ``capacity`` GPUs.
 
         A constraint that cannot be evaluated for the config (a division by zero the spec's
         checks did not meet) excludes it, as a derived flag that cannot be computed does;
@@ -328,6 +349,8 @@ class StudySpec(BaseModel):
         gpus = capacity if capacity is not None else self.backend.gpus
         values = {"tp_size": 1, "dp_size": 1, **self.fixed, **config, "gpus": gpus}
         if gpus is not None and self.gpus_needed(config) > gpus:
+            return False
+        if serverargs.startup_problem({**self.fixed, **config}, self.gpu_type):
             return False
         for i, check in enumerate(self._constraints):
             try:
@@ -384,13 +407,18 @@ class StudySpec(BaseModel):
         """
         from tuner.exceptions import SpecError
 
+        version = self.sglang_version
+        flags = serverargs.table(version).flags
         for name, value in params.items():
-            if name not in serverargs.FLAGS:
+            if name not in flags or name in serverargs.MANAGED:
                 raise SpecError(
-                    f"params.{name}: not a known SGLang flag{serverargs.suggest(name)}"
+                    f"params.{name}: not a flag of SGLang {version} a spec may set"
+                    f"{serverargs.suggest(name, version)}"
                 )
-            if problem := serverargs.check_value(name, value):
+            if problem := serverargs.check_value(name, value, version):
                 raise SpecError(f"params.{name}: {value!r} {problem}")
+        if problem := serverargs.startup_problem({**self.fixed, **params}, self.gpu_type):
+            raise SpecError(f"params: {problem}")
         if not self.allows(params):
             raise SpecError(
                 f"params: {params} breaks a constraint or needs more than {self.backend.gpus} GPUs"
@@ -412,3 +440,4 @@ class StudySpec(BaseModel):
     def server_config(self, params: dict[str, object]) -> dict[str, object]:
         """The full flag set of one trial: fixed flags plus the sampled ones."""
         return {**self.fixed, **params}
+

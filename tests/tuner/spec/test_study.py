@@ -55,7 +55,7 @@ def test_design_example_is_valid_with_defaults() -> None:
         ({"space": {"tp_sise": [1]}}, "space.tp_sise", "did you mean 'tp_size'"),
         ({"space": {"port": [1]}}, "space.port", "set by the backend"),
         ({"space": {"tp_size": [8]}}, "space.tp_size", "never fit"),
-        ({"space": {"schedule_policy": ["fifo"]}}, "space.schedule_policy", "one of fcfs"),
+        ({"space": {"schedule_policy": ["fifo"]}}, "space.schedule_policy", "one of lpm"),
         ({"space": {"mem_fraction_static": [1.5]}}, "space.mem_fraction_static", "between"),
         ({"space": {"schedule_policy": {"low": 1, "high": 2}}}, "space.schedule_policy",
          "numeric"),

@@ -124,7 +124,8 @@ def flags(spec: StudySpec, config: Mapping[str, object]) -> list[str]:
     given, so requests know the ``model`` to send.
     """
     values = {"tp_size": 1, "dp_size": 1, **spec.fixed, **config}
-    return serverargs.to_argv(values) + ["--served-model-name", spec.model.name]
+    argv = serverargs.to_argv(values, spec.sglang_version)
+    return [*argv, "--served-model-name", spec.model.name]
 
 
 def isvc_variables(
