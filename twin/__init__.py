@@ -11,7 +11,7 @@ from twin._args import modelled as modelled_flags
 from twin._catalog import MODELS as _MODELS
 from twin._errors import StartupError
 from twin._estimate import estimate
-from twin._facts import GPU_TABLE as _GPU_TABLE
+from twin._gpus import GPU_TABLE as _GPU_TABLE
 from twin._resolve import VERSION as SGLANG_VERSION
 from twin._resolve import memory_tier as _memory_tier
 from twin._resolve import resolve_server_args

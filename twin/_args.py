@@ -19,12 +19,12 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from twin import _facts, _faults
+from twin import _facts, _faults, _gpus
 
 # SGLang's flag tables, one JSON file per version, next to the tuner that writes them.
 _TABLES = pathlib.Path(__file__).resolve().parents[1] / "tuner" / "serverargs" / "tables"
 
-# GPUs of the table (``_facts.GPU_TABLE``) with compute capability 10.x: the only ones where
+# GPUs of the table (``_gpus.GPU_TABLE``) with compute capability 10.x: the only ones where
 # SGLang's trtllm_mha attention backend runs.
 SM100_GPUS = frozenset({"B200"})
 
@@ -185,7 +185,7 @@ def build_parser(
     _add_unmodelled(parser)
     twin = parser.add_argument_group("twin-only options")
     twin.add_argument(
-        "--gpu", default="H100", choices=tuple(_facts.GPU_TABLE), help="simulated GPU model"
+        "--gpu", default="H100", choices=tuple(_gpus.GPU_TABLE), help="simulated GPU model"
     )
     twin.add_argument("--num-gpus", type=int, default=8, help="GPUs on the simulated host")
     twin.add_argument(
@@ -342,7 +342,7 @@ def _check_startup_rules(args: argparse.Namespace) -> None:
 
     chunk = args.chunked_prefill_size
     if chunk is None:
-        chunk = memory_tier(_facts.GPU_TABLE[args.gpu].memory_mib).chunked_prefill_size
+        chunk = memory_tier(_gpus.GPU_TABLE[args.gpu].memory_mib).chunked_prefill_size
     page = args.page_size or 1
     if chunk > 0 and args.disaggregation_mode != "decode" and chunk % page:
         raise ValueError(

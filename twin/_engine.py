@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from twin import _perf, _replica
+from twin import _perf, _replica, _request
 from twin._facts import fact
 from twin._metrics import ServerMetrics
 from twin._radix import RadixCache
@@ -36,17 +36,68 @@ class Stream:
         sent: Tokens handed to the queue so far.
         sent_at: Simulated time of the last chunk.
         streaming: Whether the client streams (otherwise only the end is delivered).
+        log_metrics: Whether the tokenizer's metrics count it (not for health checks).
     """
 
-    __slots__ = ("queue", "replica", "req", "sent", "sent_at", "streaming")
+    __slots__ = ("log_metrics", "queue", "replica", "req", "sent", "sent_at", "streaming")
 
-    def __init__(self, req: _replica.Request, replica: int, streaming: bool) -> None:
+    def __init__(
+        self, req: _request.Request, replica: int, streaming: bool, log_metrics: bool
+    ) -> None:
         self.req = req
         self.replica = replica
         self.streaming = streaming
+        self.log_metrics = log_metrics
         self.queue: asyncio.Queue[tuple[int, bool, float]] = asyncio.Queue()
         self.sent = 0
         self.sent_at = 0.0
+
+
+class ClockWatch:
+    """How far the replica loops run behind their virtual clocks, in wall seconds.
+
+    All replicas share one event loop, so the engine is behind while any replica is; time
+    behind is counted once however many replicas are.
+
+    Attributes:
+        behind_s: Wall seconds spent behind by more than ``clock_lag_tolerance_s``.
+    """
+
+    def __init__(self, replicas: int) -> None:
+        self._tolerance = fact("clock_lag_tolerance_s")
+        self._lags = [0.0] * replicas
+        self._checked = time.monotonic()
+        self.behind_s = 0.0
+
+    @property
+    def lag(self) -> float:
+        """The largest lag of a replica at its last check (0 when idle or on time)."""
+        return max(self._lags)
+
+    def check(self, index: int, lag: float) -> float:
+        """Records a replica's lag after an iteration; returns wall seconds newly behind.
+
+        Args:
+            index: The replica.
+            lag: Wall time now minus the wall time of the iteration's simulated end.
+        """
+        now = time.monotonic()
+        self._lags[index] = max(lag, 0.0)
+        worst = self.lag
+        added = 0.0
+        if worst > self._tolerance:
+            # Lag grows at most as fast as wall time: it crossed the tolerance no earlier
+            # than worst - tolerance ago, and the previous check saw the state until then.
+            added = min(now - self._checked, worst - self._tolerance)
+        self.behind_s += added
+        self._checked = now
+        return added
+
+    def idle(self, index: int) -> None:
+        """Notes that a replica waits for work: it cannot be behind."""
+        self._lags[index] = 0.0
+        if not any(self._lags):
+            self._checked = time.monotonic()
 
 
 class Engine:
@@ -62,6 +113,8 @@ class Engine:
     Attributes:
         gen_throughput: Generated tokens per simulated second of each replica, as of its
             last "Decode batch" log line.
+        clock: How far the replica loops run behind their virtual clocks.
+        last_output: Wall time (``time.monotonic``) of the last output of any request.
     """
 
     def __init__(
@@ -81,7 +134,7 @@ class Engine:
             _replica.Replica(config, perf, RadixCache() if config.radix_cache else None, seed + i)
             for i in range(config.dp)
         ]
-        self._pending: list[list[tuple[float, int, _replica.Request]]] = [
+        self._pending: list[list[tuple[float, int, _request.Request]]] = [
             [] for _ in self.replicas
         ]
         self._wake = [asyncio.Event() for _ in self.replicas]
@@ -94,6 +147,9 @@ class Engine:
         self._lead = 0.0004
         self.origin = time.monotonic()
         self.gen_throughput = [0.0] * len(self.replicas)
+        self.clock = ClockWatch(len(self.replicas))
+        self.last_output = 0.0
+        self._force_interval = int(fact("force_stream_interval"))
 
     def now(self) -> float:
         """Current simulated time."""
@@ -108,6 +164,7 @@ class Engine:
         output_len: int,
         ignore_eos: bool,
         streaming: bool,
+        log_metrics: bool = True,
     ) -> Stream:
         """Queues a request on the next replica (round-robin).
 
@@ -118,6 +175,7 @@ class Engine:
             output_len: Tokens it will generate.
             ignore_eos: The request's ``ignore_eos``.
             streaming: Whether every chunk or only the end is delivered.
+            log_metrics: Whether the tokenizer's metrics count it.
 
         Returns:
             Its stream.
@@ -125,7 +183,7 @@ class Engine:
         index = self._rr
         self._rr = (index + 1) % len(self.replicas)
         ids = tuple(input_ids)
-        req = _replica.Request(
+        req = _request.Request(
             next(self._ids),
             len(ids),
             output_len,
@@ -134,7 +192,7 @@ class Engine:
             ignore_eos,
             ids,
         )
-        stream = Stream(req, index, streaming)
+        stream = Stream(req, index, streaming, log_metrics)
         req.client = stream
         heapq.heappush(self._pending[index], (req.arrival, req.rid, req))
         self._wake[index].set()
@@ -147,14 +205,16 @@ class Engine:
             stream: Its stream.
         """
         req = stream.req
-        if req.state in (_replica.DONE, _replica.ABORTED):
+        if req.state in (_request.DONE, _request.ABORTED):
             return
+        if self.metrics is not None and stream.log_metrics:
+            self.metrics.num_aborted_requests.inc()
         pending = self._pending[stream.replica]
         entry = next((e for e in pending if e[2] is req), None)
         if entry is not None:
             pending.remove(entry)
             heapq.heapify(pending)
-            req.state = _replica.ABORTED
+            req.state = _request.ABORTED
         else:
             self.replicas[stream.replica].abort(req)
 
@@ -196,9 +256,11 @@ class Engine:
         replica, pending, wake = self.replicas[index], self._pending[index], self._wake[index]
         tag = f"DP{index} TP0" if len(self.replicas) > 1 else "TP0"
         log_state = {"steps": 0, "tokens": 0, "since": 0.0}
+        clock = self.clock
         while True:
             if not replica.busy():
-                while pending and pending[0][2].state == _replica.ABORTED:
+                clock.idle(index)
+                while pending and pending[0][2].state == _request.ABORTED:
                     heapq.heappop(pending)
                 if not pending:
                     wake.clear()
@@ -214,41 +276,55 @@ class Engine:
                 replica.clock = max(replica.clock, first)
             while pending and pending[0][0] <= replica.clock:
                 _, _, req = heapq.heappop(pending)
-                if req.state != _replica.ABORTED:
+                if req.state != _request.ABORTED:
                     replica.add(req)
             step = replica.step(max_steps=1)
-            if step.kind == _replica.IDLE:
+            if step.kind == _request.IDLE:
                 await asyncio.sleep(0)
                 continue
             await self._sleep_until(step.end)
+            behind = clock.check(index, time.monotonic() - self.wall(step.end))
             self._deliver(replica, step)
             self._report(index, step, tag, log_state)
+            if self.metrics is not None:
+                self.metrics.clock_lag.set(clock.lag)
+                if behind:
+                    self.metrics.clock_behind.inc(behind)
 
-    def _deliver(self, replica: _replica.Replica, step: _replica.Step) -> None:
+    def _deliver(self, replica: _replica.Replica, step: _request.Step) -> None:
         now, interval, metrics = step.end, self._interval, self.metrics
         for req in step.finished:
             stream = req.client
-            if isinstance(stream, Stream):
-                self._push(stream, req.output_len, True, now)
-            if metrics is not None:
+            if not isinstance(stream, Stream):
+                continue
+            self._push(stream, req.output_len, True, now)
+            if metrics is not None and stream.log_metrics:
                 metrics.e2e.observe(now - req.arrival + self._frontend)
                 metrics.prompt_tokens.inc(req.input_len)
                 metrics.generation_tokens.inc(req.output_len)
+                metrics.cached_tokens.inc(req.prefix_len)
                 metrics.num_requests.inc()
-        dstep = replica.dstep
+        dstep, force = replica.dstep, self._force_interval
         for req in replica.running.values():
             stream = req.client
-            if not isinstance(stream, Stream) or not stream.streaming:
+            if not isinstance(stream, Stream):
                 continue
             generated = dstep - req.base
-            if generated > stream.sent and (
-                stream.sent == 0 or generated - stream.sent >= interval
-            ):
+            if stream.streaming:
+                due = generated > stream.sent and (
+                    stream.sent == 0 or generated - stream.sent >= interval
+                )
+            else:
+                # SGLang outputs a non-streamed request every force_stream_interval tokens:
+                # its tokenizer metrics (TTFT too) see those outputs, the client does not.
+                due = generated // force > stream.sent // force
+            if due:
                 self._push(stream, generated, False, now)
 
     def _push(self, stream: Stream, generated: int, finished: bool, now: float) -> None:
-        metrics = self.metrics
+        metrics = self.metrics if stream.log_metrics else None
         tokens = generated - stream.sent
+        self.last_output = time.monotonic()
         if metrics is not None and tokens > 0:
             if stream.sent == 0:
                 metrics.ttft.observe(now - stream.req.arrival + self._frontend)
@@ -261,7 +337,7 @@ class Engine:
         if stream.streaming or finished:
             stream.queue.put_nowait((tokens, finished, now))
 
-    def _report(self, index: int, step: _replica.Step, tag: str, state: dict[str, float]) -> None:
+    def _report(self, index: int, step: _request.Step, tag: str, state: dict[str, float]) -> None:
         replica = self.replicas[index]
         config, metrics = self.config, self.metrics
         queued = len(replica.waiting)
@@ -273,7 +349,7 @@ class Engine:
                 len(step.retracted),
                 replica.ratio,
             )
-        if step.kind == _replica.PREFILL:
+        if step.kind == _request.PREFILL:
             _log.info(
                 "[%s] Prefill batch. #new-seq: %d, #new-token: %d, #cached-token: %d, "
                 "token usage: %.2f, #running-req: %d, #queue-req: %d",
@@ -286,9 +362,13 @@ class Engine:
                 queued,
             )
             if metrics is not None:
+                scheduler = metrics.schedulers[index]
                 total = step.new_tokens + step.cached_tokens
-                metrics.cache_hit_rate.set(step.cached_tokens / total if total else 0.0)
-                self._update_gauges(replica, None)
+                scheduler.cache_hit_rate.set(step.cached_tokens / total if total else 0.0)
+                for req in step.admitted:
+                    for histogram in scheduler.queue_time:
+                        histogram.observe(req.scheduled - req.arrival)
+                self._update_gauges(index, None)
             return
         state["steps"] += step.steps
         state["tokens"] += step.batch * step.steps
@@ -311,15 +391,16 @@ class Engine:
         state.update(steps=0, tokens=0, since=step.end)
         self.gen_throughput[index] = throughput
         if metrics is not None:
-            self._update_gauges(replica, throughput)
+            metrics.schedulers[index].is_cuda_graph.set(1.0 if graph else 0.0)
+            self._update_gauges(index, throughput)
 
-    def _update_gauges(self, replica: _replica.Replica, throughput: float | None) -> None:
-        metrics, reps = self.metrics, self.replicas
-        assert metrics is not None
-        metrics.num_running_reqs.set(sum(len(r.running) for r in reps))
-        metrics.num_queue_reqs.set(sum(len(r.waiting) for r in reps))
-        metrics.num_used_tokens.set(sum(r.used_tokens() for r in reps))
-        metrics.token_usage.set(max(r.token_usage() for r in reps))
-        metrics.num_retracted_reqs.set(replica.last_retracted)
+    def _update_gauges(self, index: int, throughput: float | None) -> None:
+        assert self.metrics is not None
+        scheduler, replica = self.metrics.schedulers[index], self.replicas[index]
+        scheduler.num_running_reqs.set(len(replica.running))
+        scheduler.num_queue_reqs.set(len(replica.waiting))
+        scheduler.num_used_tokens.set(replica.used_tokens())
+        scheduler.token_usage.set(replica.token_usage())
+        scheduler.num_retracted_reqs.set(replica.last_retracted)
         if throughput is not None:
-            metrics.gen_throughput.set(throughput * len(reps))
+            scheduler.gen_throughput.set(throughput)

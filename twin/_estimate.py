@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from twin import _args, _perf, _replica, _resolve, _stats, _workload
+from twin import _args, _perf, _replica, _request, _resolve, _stats, _workload
 from twin._facts import fact
 
 
@@ -97,7 +97,7 @@ def simulate(
     perf = _perf.PerfModel(config)
     replicas = [_replica.Replica(config, perf, None, seed + i) for i in range(config.dp)]
     frontend = fact("frontend_s")
-    arrivals: list[tuple[float, int, _replica.Request]] = []
+    arrivals: list[tuple[float, int, _request.Request]] = []
     ids = itertools.count()
     issued = 0
     errors: dict[int, int] = {}
@@ -116,7 +116,7 @@ def simulate(
             i = issued
             issued += 1
             if request_error(config, in_list[i], out_list[i]) is None:
-                req = _replica.Request(i, in_list[i], out_list[i], out_list[i], at + frontend)
+                req = _request.Request(i, in_list[i], out_list[i], out_list[i], at + frontend)
                 heapq.heappush(arrivals, (req.arrival, next(ids), req))
                 return
             errors[400] = errors.get(400, 0) + 1
@@ -157,7 +157,7 @@ def simulate(
         if dp > 1:
             until = min([until] + [r.clock for r in busy if r is not replica])
         step = replica.step(until)
-        if step.kind == _replica.IDLE:
+        if step.kind == _request.IDLE:
             raise RuntimeError("scheduler model stalled with queued requests")
         peak_running = max(peak_running, len(replica.running))
         peak_usage = max(peak_usage, replica.token_usage())
@@ -236,11 +236,12 @@ def estimate(
         num_gpus: GPUs on the simulated host.
 
     Returns:
-        ``{"aggregated_metrics": {...}, "scheduler": {...}}``: the first is shaped like the
-        ``aggregated_metrics`` of a genai-bench result file (times in seconds); the second
-        holds scheduler statistics a real server would only show in its logs
-        (``num_retractions``, ``peak_running_requests``, ``peak_token_usage``,
-        ``max_total_num_tokens``, ``max_running_requests``).
+        ``{"aggregated_metrics": {...}, "scheduler": {...}, "not_modelled": [...]}``: the
+        first is shaped like the ``aggregated_metrics`` of a genai-bench result file (times
+        in seconds); the second holds scheduler statistics a real server would only show in
+        its logs (``num_retractions``, ``peak_running_requests``, ``peak_token_usage``,
+        ``max_total_num_tokens``, ``max_running_requests``); ``not_modelled`` lists the
+        flags set that the twin accepts but does not simulate (their effect is missing).
 
     Raises:
         ValueError: A flag or argument is invalid (the message names it).
@@ -260,7 +261,7 @@ def estimate(
     _workload.sample_lengths(scenario, 0, np.random.default_rng(0))
     args = _args.parse_mapping(server_args, gpu=gpu, num_gpus=num_gpus)
     config = _resolve.resolve(args)
-    return simulate(
+    result = simulate(
         config,
         scenario=scenario,
         concurrency=concurrency,
@@ -269,3 +270,4 @@ def estimate(
         max_requests=max_requests,
         seed=seed,
     )
+    return {**result, "not_modelled": _args.not_modelled(args)}

@@ -1,9 +1,12 @@
-"""The one table of facts the twin's performance model uses: GPU specs, efficiencies, constants.
+"""The one table of facts the twin uses: efficiencies, storage sizes, SGLang's own constants.
 
-Every number has a ``source``. "note" is the project's research note on SGLang performance
-(/work/shared/research/sglang-perf.md), whose own sources are named after it. Numbers marked
-``calibrated=True`` were fitted by hand so that ``benchmarks/twin_fidelity.py`` reproduces the
-published SGLang anchors; the others come straight from the cited measurement or code.
+Every number has a ``source``; SGLang's start-up rules (memory tiers, reserve, CUDA-graph
+sizes) are checked against the pinned wheel by tests/twin/test_sglang_source.py; the GPUs
+are in ``twin/_gpus.py``. "note" is
+the project's research note on SGLang performance (/work/shared/research/sglang-perf.md),
+whose own sources are named after it. Numbers marked ``calibrated=True`` were fitted by hand
+so that ``benchmarks/twin_fidelity.py`` reproduces the published SGLang anchors; the others
+come straight from the cited measurement or code.
 """
 
 from __future__ import annotations
@@ -11,31 +14,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-
-
-@dataclasses.dataclass(frozen=True)
-class GpuSpec:
-    """Dense peak numbers of one GPU model.
-
-    Attributes:
-        name: Name accepted by ``--gpu``.
-        bf16_flops: Dense bf16 tensor-core peak, FLOP/s.
-        fp8_flops: Dense fp8 peak, FLOP/s (0 when the GPU has no fp8 tensor cores).
-        hbm_bytes_per_s: Memory bandwidth, bytes/s.
-        memory_mib: Capacity as torch reports it, MiB (SGLang's memory tiers use this).
-        link_bytes_per_s: GPU-to-GPU bandwidth per direction, bytes/s.
-        nvlink: True for NVLink/NVSwitch, False for PCIe.
-        source: Where the numbers come from.
-    """
-
-    name: str
-    bf16_flops: float
-    fp8_flops: float
-    hbm_bytes_per_s: float
-    memory_mib: int
-    link_bytes_per_s: float
-    nvlink: bool
-    source: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,95 +35,92 @@ class Fact:
     calibrated: bool = False
 
 
-_AIC = "aiconfigurator aic-core systems/*.yaml via note §4"
+@dataclasses.dataclass(frozen=True)
+class MemoryTier:
+    """SGLang's auto sizes for GPUs with less memory than ``below_mib``.
 
-GPU_TABLE: Mapping[str, GpuSpec] = MappingProxyType(
+    Attributes:
+        below_mib: Upper bound (exclusive) of the tier, MiB as torch reports it.
+        chunked_prefill_size: Auto ``--chunked-prefill-size``, tokens.
+        cuda_graph_max_bs: Auto ``--cuda-graph-max-bs`` when tp < 4, requests.
+        cuda_graph_max_bs_tp4: Auto ``--cuda-graph-max-bs`` when tp >= 4, requests.
+    """
+
+    below_mib: float
+    chunked_prefill_size: int
+    cuda_graph_max_bs: int
+    cuda_graph_max_bs_tp4: int
+
+
+_SERVER_ARGS = "sglang 0.5.5 srt/server_args.py ServerArgs._handle_gpu_memory_settings"
+
+# The CUDA (not NPU) tiers, lowest first; the last one has no upper bound.
+MEMORY_TIERS: tuple[MemoryTier, ...] = (
+    MemoryTier(20 * 1024, 2048, 8, 8),
+    MemoryTier(35 * 1024, 2048, 24, 80),
+    MemoryTier(60 * 1024, 4096, 32, 160),
+    MemoryTier(90 * 1024, 8192, 256, 512),
+    MemoryTier(160 * 1024, 8192, 256, 512),
+    MemoryTier(float("inf"), 16384, 512, 512),
+)
+MEMORY_TIERS_SOURCE = f"{_SERVER_ARGS}: the if/elif chain on gpu_mem"
+
+# Decode batch sizes SGLang captures as CUDA graphs, before its cuda_graph_max_bs and
+# request-pool cuts: explicit sizes, then (start, stop, step) ranges, the last open-ended.
+CUDA_GRAPH_BS_LIST: tuple[int, ...] = (1, 2, 4, 8, 12)
+CUDA_GRAPH_BS_RANGES: tuple[tuple[int, int | None, int], ...] = (
+    (16, 257, 8),
+    (272, 512, 16),
+    (512, None, 32),
+)
+CUDA_GRAPH_BS_SOURCE = (
+    "sglang 0.5.5 srt/server_args.py ServerArgs._generate_cuda_graph_batch_sizes (no "
+    "speculative decoding, padding on); model_executor/cuda_graph_runner.py "
+    "get_batch_sizes_to_capture adds the request-pool size when the largest size exceeds it"
+)
+
+# Bytes per KV-cache element by --kv-cache-dtype ("auto": the activation dtype). SGLang sizes
+# its pool with torch's element size of the dtype it picks; float4_e2m1fn_x2 packs two values
+# in one byte but reports an element size of 1, and the GQA/MHA cell size does not halve it.
+KV_CACHE_BYTES: Mapping[str, float] = MappingProxyType(
+    {"fp8_e5m2": 1, "fp8_e4m3": 1, "bf16": 2, "bfloat16": 2, "fp4_e2m1": 1}
+)
+KV_CACHE_BYTES_SOURCE = (
+    "sglang 0.5.5 srt/model_executor/model_runner.py init_memory_pool (dtype by flag) and "
+    "profile_max_num_token (cell_size = kv heads x head_dim x layers x 2 x element size)"
+)
+
+# Bytes per decoder-layer weight by --quantization, scales included: 8-bit formats keep
+# per-channel or per-block scales (negligible); 4-bit integer formats (AWQ, GPTQ and their
+# Marlin kernels, bitsandbytes, GGUF q4, auto-round, moe_wna16) add an fp16 scale and a 4-bit
+# zero per group of 128, 0.5 + 2.5/128 bytes; NVFP4 an fp8 scale per 16 (0.5 + 1/16); MXFP4
+# an 8-bit scale per 32 (0.5 + 1/32). Embeddings and the LM head stay in the checkpoint dtype.
+WEIGHT_BYTES_BY_QUANTIZATION: Mapping[str, float] = MappingProxyType(
     {
-        spec.name: spec
-        for spec in (
-            GpuSpec(
-                "H100",
-                989e12,
-                1979e12,
-                3.35e12,
-                81559,
-                450e9,
-                True,
-                f"{_AIC} (H100 SXM); 81559 MiB torch-reported (note §1)",
-            ),
-            GpuSpec(
-                "H100-PCIe",
-                756.5e12,
-                1513e12,
-                2.0e12,
-                81559,
-                64e9,
-                False,
-                f"{_AIC} (H100 PCIe, PCIe5 64 GB/s)",
-            ),
-            GpuSpec(
-                "H200",
-                989e12,
-                1979e12,
-                4.8e12,
-                143771,
-                450e9,
-                True,
-                f"{_AIC} (H200 SXM); 143771 MiB torch-reported (note §1)",
-            ),
-            GpuSpec(
-                "B200",
-                2250e12,
-                4500e12,
-                7.7e12,
-                184320,
-                900e9,
-                True,
-                f"{_AIC} (B200, 180 GiB)",
-            ),
-            GpuSpec(
-                "A100-80G",
-                312e12,
-                0.0,
-                2.039e12,
-                81920,
-                300e9,
-                True,
-                f"{_AIC} (A100 SXM 80G); 81920 MiB matches the note's derived mem fraction 0.836",
-            ),
-            GpuSpec(
-                "A100-40G",
-                312e12,
-                0.0,
-                1.555e12,
-                40960,
-                300e9,
-                True,
-                "NVIDIA A100 datasheet (40 GB HBM2, 1555 GB/s); peaks as A100-80G",
-            ),
-            GpuSpec(
-                "L40S",
-                362e12,
-                733e12,
-                0.864e12,
-                46068,
-                32e9,
-                False,
-                f"{_AIC} (L40S, 48 GB, PCIe4 x16 32 GB/s)",
-            ),
-            GpuSpec(
-                "RTX-5090",
-                209.5e12,
-                419e12,
-                1.792e12,
-                32607,
-                64e9,
-                False,
-                "NVIDIA RTX Blackwell whitepaper (bf16 dense with fp32 accumulate, GDDR7 "
-                "1792 GB/s, 32 GB); only used by the sglang PR #40346 anchor",
-            ),
-        )
+        **dict.fromkeys(
+            ("fp8", "modelopt", "modelopt_fp8", "w8a8_int8", "w8a8_fp8", "compressed-tensors"),
+            1.0,
+        ),
+        **dict.fromkeys(
+            ("awq", "gptq", "marlin", "gptq_marlin", "awq_marlin", "bitsandbytes", "gguf",
+             "moe_wna16", "auto-round", "qoq", "w4afp8"),
+            0.5 + 2.5 / 128,
+        ),
+        "modelopt_fp4": 0.5 + 1 / 16,
+        "petit_nvfp4": 0.5 + 1 / 16,
+        "mxfp4": 0.5 + 1 / 32,
     }
+)
+# Formats whose GEMMs run on 8-bit (or narrower) tensor cores, at the GPU's fp8 peak; the
+# weight-only ones dequantize to the activation dtype and run at its peak.
+LOW_PRECISION_GEMM: frozenset[str] = frozenset(
+    {"fp8", "modelopt", "modelopt_fp8", "w8a8_int8", "w8a8_fp8", "compressed-tensors", "qoq",
+     "w4afp8", "modelopt_fp4", "petit_nvfp4", "mxfp4"}
+)
+WEIGHT_FORMATS_SOURCE = (
+    "AutoAWQ / GPTQ checkpoint layout (int4 qweight, fp16 scales and packed int4 zeros per "
+    "group of 128); OCP MX spec (MXFP4: E8M0 scale per 32); NVIDIA NVFP4 (E4M3 scale per 16); "
+    "sglang 0.5.5 srt/layers/quantization/* for which methods run fp8/int8 GEMMs"
 )
 
 _GEMM = "aiconfigurator systems/data/h100_sxm/gemm/sglang/0.5.14/gemm_perf.parquet (note §3)"
@@ -316,6 +291,74 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "attention backend workspace (flashinfer/fa3)",
             "derived: flashinfer default workspace buffer is hundreds of MiB",
         ),
+        # --- auto --mem-fraction-static: memory kept out of weights + KV pool ---
+        "reserve_base_mib": Fact(
+            512.0,
+            "MiB",
+            "constant metadata (attention backend) reserved by auto mem_fraction_static",
+            _SERVER_ARGS,
+        ),
+        "reserve_mib_per_prefill_token": Fact(
+            1.5,
+            "MiB/token",
+            "activations reserved per token of the chunk (of max_prefill_tokens when "
+            "chunked prefill is off, -1)",
+            _SERVER_ARGS,
+        ),
+        "reserve_min_prefill_tokens": Fact(
+            2048.0,
+            "tokens",
+            "floor of the token count the activation reserve is computed from",
+            _SERVER_ARGS,
+        ),
+        "reserve_mib_per_graph_bs": Fact(
+            2.0,
+            "MiB/request",
+            "CUDA-graph buffers reserved per unit of cuda_graph_max_bs",
+            _SERVER_ARGS,
+        ),
+        "reserve_mib_per_8_ranks": Fact(
+            1024.0,
+            "MiB",
+            "reserve for large parallel sizes, times tp_size * pp_size / 8",
+            _SERVER_ARGS,
+        ),
+        "reserve_floor_mib": Fact(
+            10 * 1024.0,
+            "MiB",
+            "least reserve on GPUs above reserve_floor_gpu_mib",
+            _SERVER_ARGS,
+        ),
+        "reserve_floor_gpu_mib": Fact(
+            60 * 1024.0,
+            "MiB",
+            "GPU memory above which reserve_floor_mib applies",
+            _SERVER_ARGS,
+        ),
+        "cuda_graph_bs_tp_large": Fact(
+            4.0,
+            "ranks",
+            "tp_size from which a memory tier's cuda_graph_max_bs_tp4 applies",
+            _SERVER_ARGS,
+        ),
+        "req_pool_per_context": Fact(
+            512.0,
+            "requests",
+            "auto request-pool size per KV pool's worth of context lengths",
+            "sglang 0.5.5 srt/model_executor/model_runner.py ModelRunner.init_memory_pool",
+        ),
+        "req_pool_min": Fact(
+            2048.0,
+            "requests",
+            "least auto request-pool size",
+            "sglang 0.5.5 srt/model_executor/model_runner.py ModelRunner.init_memory_pool",
+        ),
+        "req_pool_max": Fact(
+            4096.0,
+            "requests",
+            "largest auto request-pool size",
+            "sglang 0.5.5 srt/model_executor/model_runner.py ModelRunner.init_memory_pool",
+        ),
         # --- startup time ---
         "init_s": Fact(
             8.0,
@@ -377,6 +420,46 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "requests",
             "queue length above which lpm falls back to fcfs",
             _SCHED,
+        ),
+        "force_stream_interval": Fact(
+            50.0,
+            "tokens",
+            "a non-streamed request is output (to the tokenizer, its metrics) every N tokens",
+            "sglang 0.5.5 srt/managers/scheduler_output_processor_mixin.py "
+            "stream_output_generation (DEFAULT_FORCE_STREAM_INTERVAL)",
+        ),
+        "health_poll_s": Fact(
+            1.0,
+            "s",
+            "/health sleeps this long between looks for any output since it started",
+            "sglang 0.5.5 srt/entrypoints/http_server.py health_generate",
+        ),
+        "health_timeout_s": Fact(
+            20.0,
+            "s",
+            "/health answers 503 when no output came for this long",
+            "sglang 0.5.5 srt/entrypoints/http_server.py HEALTH_CHECK_TIMEOUT "
+            "(SGLANG_HEALTH_CHECK_TIMEOUT default)",
+        ),
+        "warmup_delay_s": Fact(
+            1.0,
+            "s",
+            "the warm-up thread sleeps this long before it first asks /get_model_info",
+            "sglang 0.5.5 srt/entrypoints/http_server.py _execute_server_warmup",
+        ),
+        "warmup_max_new_tokens": Fact(
+            8.0,
+            "tokens",
+            "max_new_tokens of the warm-up /generate request sent before the server is Up",
+            "sglang 0.5.5 srt/entrypoints/http_server.py _execute_server_warmup",
+        ),
+        "clock_lag_tolerance_s": Fact(
+            5e-3,
+            "s (wall)",
+            "lag of a replica loop behind its virtual clock counted as 'behind' by "
+            "twin:clock_behind_seconds_total: above asyncio's usual timer oversleep (~1 ms), "
+            "below the wall length of a decode step at the time scales the tuner uses",
+            "twin's own choice (issue 12, host health)",
         ),
         "decode_log_interval": Fact(
             40.0,

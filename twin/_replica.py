@@ -13,149 +13,32 @@ up to the next finish, the next arrival (``until``) or the end of the KV pool.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import math
 import random
-from collections.abc import Sequence
-
-import numpy as np
 
 from twin import _perf
+from twin._admission import PeakCheck
 from twin._facts import fact
 from twin._radix import Node, RadixCache
+from twin._request import (
+    ABORTED,
+    CHUNKED,
+    DECODE,
+    DONE,
+    IDLE,
+    PREFILL,
+    RUNNING,
+    WAITING,
+    Request,
+    Step,
+)
 from twin._resolve import EngineConfig
-
-WAITING, CHUNKED, RUNNING, DONE, ABORTED = range(5)
-PREFILL, DECODE, IDLE = range(3)
 
 _CLIP = int(fact("clip_max_new_tokens"))
 _RETRACT_STEPS = int(fact("retract_decode_steps"))
 _LPM_MAX_QUEUE = int(fact("lpm_fcfs_queue_len"))
-
-
-class Request:
-    """Scheduler state of one request; small on purpose (one per simulated request).
-
-    Args:
-        rid: Unique id.
-        input_len: Prompt tokens.
-        output_len: Tokens it will generate before stopping.
-        max_new: ``max_tokens`` of the request (admission reserves against it).
-        arrival: Simulated time it reaches the scheduler.
-        ignore_eos: The request's ``ignore_eos`` (changes admission without radix cache).
-        token_ids: Prompt ids for the prefix cache, or ``None``.
-    """
-
-    __slots__ = (
-        "arrival",
-        "base",
-        "client",
-        "done_at",
-        "finish_dstep",
-        "first_token",
-        "generated",
-        "ignore_eos",
-        "input_len",
-        "max_new",
-        "node",
-        "output_len",
-        "prefill_len",
-        "prefilled",
-        "prefix_len",
-        "rem_key",
-        "rid",
-        "state",
-        "token_ids",
-        "unclip_dstep",
-    )
-
-    def __init__(
-        self,
-        rid: int,
-        input_len: int,
-        output_len: int,
-        max_new: int,
-        arrival: float,
-        ignore_eos: bool = True,
-        token_ids: Sequence[int] | None = None,
-    ) -> None:
-        self.rid = rid
-        self.input_len = input_len
-        self.output_len = output_len
-        self.max_new = max_new
-        self.arrival = arrival
-        self.ignore_eos = ignore_eos
-        self.token_ids = token_ids
-        self.state = WAITING
-        self.generated = 0
-        self.prefill_len = input_len
-        self.prefilled = 0
-        self.prefix_len = 0
-        self.node: Node | None = None
-        self.first_token = -1.0
-        self.done_at = -1.0
-        self.base = 0
-        self.finish_dstep = 0
-        self.unclip_dstep = 0
-        self.rem_key = 0
-        self.client: object = None
-
-
-@dataclasses.dataclass
-class Step:
-    """What one scheduler iteration did.
-
-    Attributes:
-        kind: ``PREFILL``, ``DECODE`` or ``IDLE``.
-        start: Simulated start time.
-        end: Simulated end time.
-        steps: Decode steps covered (1 for a prefill forward).
-        joined: Requests that got their first token of this round at ``end``.
-        finished: Requests that finished at ``end``.
-        retracted: Requests sent back to the queue before this step.
-        new_tokens: Prompt tokens computed (prefill).
-        cached_tokens: Prompt tokens served from the prefix cache (prefill).
-        batch: Requests in the forward (new ones for prefill, running ones for decode).
-    """
-
-    kind: int
-    start: float
-    end: float
-    steps: int = 0
-    joined: list[Request] = dataclasses.field(default_factory=list)
-    finished: list[Request] = dataclasses.field(default_factory=list)
-    retracted: list[Request] = dataclasses.field(default_factory=list)
-    new_tokens: int = 0
-    cached_tokens: int = 0
-    batch: int = 0
-
-
-class _PeakCheck:
-    """SGLang's add_one_req_ignore_eos: can the pool hold every request at its peak?
-
-    Requests are assumed to finish in order of tokens left; when the i-th finishes, each of
-    the ``n - i`` still running has grown by its own tokens left, and the finished ones have
-    freed what they occupied.
-    """
-
-    def __init__(self, lefts: list[float], occupied: list[int]) -> None:
-        order = np.argsort(lefts, kind="stable")
-        self._left = np.asarray(lefts, dtype=float)[order]
-        self._occupied = np.asarray(occupied, dtype=float)[order]
-
-    def add_and_check(self, left: float, occupied: int, free: int) -> bool:
-        if left > 0:
-            at = int(np.searchsorted(self._left, left, side="right"))
-            self._left = np.insert(self._left, at, left)
-            self._occupied = np.insert(self._occupied, at, occupied)
-        n = len(self._left)
-        if n == 0:
-            return True
-        live = np.arange(n, 0, -1, dtype=float)
-        freed = np.concatenate(([0.0], np.cumsum(self._occupied)[:-1]))
-        return bool(np.all(free + freed - self._left * live > live))
 
 
 class Replica:
@@ -373,7 +256,7 @@ class Replica:
             return 0, None
         return self.cache.match(req.token_ids[: req.prefill_len - 1])
 
-    def _peak_states(self) -> _PeakCheck:
+    def _peak_states(self) -> PeakCheck:
         d, ratio = self.dstep, self.ratio
         lefts, occupied = [], []
         for r in self.running.values():
@@ -382,7 +265,7 @@ class Replica:
             if left > 0:
                 lefts.append(left)
                 occupied.append(r.input_len + gen)
-        return _PeakCheck(lefts, occupied)
+        return PeakCheck(lefts, occupied)
 
     def _schedule_prefill(self) -> list[tuple[Request, int, bool]] | None:
         config = self.config
@@ -415,7 +298,7 @@ class Replica:
         if self.waiting and not (chunked is not None and not items[0][2]):
             self._order_waiting()
             # SGLang takes a stricter peak-memory path for ignore_eos without radix cache.
-            peak: _PeakCheck | None = None
+            peak: PeakCheck | None = None
             for req in self.waiting:
                 if running_bs + len(items) >= cap:
                     self.batch_is_full = True
@@ -495,6 +378,9 @@ class Replica:
             self._pop_finished(step, end)
         self.chunked = None
         for req, n, completes in items:
+            if req.scheduled < 0:  # once: SGLang keeps a retracted request's first entry
+                req.scheduled = start
+                step.admitted.append(req)
             req.prefilled += n
             if not completes:
                 req.state = CHUNKED

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from twin import _args, _catalog, _facts
+from twin import _args, _catalog, _facts, _gpus
 from twin._errors import StartupError
 from twin._facts import fact
 
@@ -26,7 +26,7 @@ class EngineConfig:
         tp: Tensor parallel size.
         dp: Data parallel replicas.
         dtype_bytes: Bytes per activation element.
-        gemm_flops: Peak FLOP/s of the linear layers (fp8 with ``--quantization fp8``).
+        gemm_flops: Peak FLOP/s of the linear layers (the fp8 peak for 8-bit and fp4 formats).
         kv_bytes: Bytes per KV element.
         weight_bytes: Weight bytes per GPU.
         kv_cell_bytes: KV bytes per token per GPU.
@@ -48,17 +48,18 @@ class EngineConfig:
         stream_interval: ``--stream-interval``.
         load_s: Simulated seconds until the weights are loaded.
         capture_s: Simulated seconds of CUDA-graph capture.
-        startup_s: Simulated start-up time in seconds (before any time scaling).
+        startup_s: Simulated seconds until the server listens (before any time scaling);
+            the warm-up request comes after.
         server_info: Resolved arguments as ``/get_server_info`` shows them.
     """
 
     model: _catalog.ModelSpec
-    gpu: _facts.GpuSpec
+    gpu: _gpus.GpuSpec
     tp: int
     dp: int
     dtype_bytes: int
     gemm_flops: float
-    kv_bytes: int
+    kv_bytes: float
     weight_bytes: float
     kv_cell_bytes: float
     mem_fraction_static: float
@@ -83,47 +84,90 @@ class EngineConfig:
     server_info: Mapping[str, object]
 
 
-def _auto_chunked_prefill_size(gpu_mib: int) -> int:
-    # Tiers of 0.5.5 _handle_gpu_memory_settings (note §1).
-    for limit_gb, size in ((35, 2048), (60, 4096), (160, 8192)):
-        if gpu_mib < limit_gb * 1024:
-            return size
-    return 16384
+def memory_tier(gpu_mib: float) -> _facts.MemoryTier:
+    """SGLang's memory tier of a GPU: the auto chunk size and CUDA-graph batch cap.
+
+    Args:
+        gpu_mib: GPU memory as torch reports it, MiB.
+
+    Returns:
+        The tier.
+    """
+    return next(t for t in _facts.MEMORY_TIERS if gpu_mib < t.below_mib)
 
 
-def _auto_cuda_graph_max_bs(gpu_mib: int, tp: int) -> int:
-    if gpu_mib >= 60 * 1024:
-        return 512 if tp >= 4 else 256
-    if gpu_mib >= 35 * 1024:
-        return 160 if tp >= 4 else 32
-    if gpu_mib >= 20 * 1024:
-        return 80 if tp >= 4 else 24
-    return 8
+def auto_cuda_graph_max_bs(gpu_mib: float, tp: int) -> int:
+    """SGLang's default ``--cuda-graph-max-bs`` for a GPU and TP size.
+
+    Args:
+        gpu_mib: GPU memory, MiB.
+        tp: ``--tp-size``.
+
+    Returns:
+        The cap, in requests.
+    """
+    tier = memory_tier(gpu_mib)
+    large = tp >= fact("cuda_graph_bs_tp_large")
+    return tier.cuda_graph_max_bs_tp4 if large else tier.cuda_graph_max_bs
 
 
-def _auto_mem_fraction_static(gpu_mib: int, chunk: int, graph_bs: int, tp: int) -> float:
-    reserved = 512 + 1.5 * max(chunk, 2048) + 2 * graph_bs + 1024 * tp / 8
-    if gpu_mib > 60 * 1024:
-        reserved = max(reserved, 10 * 1024)
+def auto_mem_fraction_static(
+    gpu_mib: float, chunk: int, max_prefill_tokens: int, graph_bs: int, tp: int
+) -> float:
+    """SGLang's default ``--mem-fraction-static``: what is left after a fixed reserve.
+
+    Args:
+        gpu_mib: GPU memory, MiB.
+        chunk: Resolved ``--chunked-prefill-size`` (-1: chunking off).
+        max_prefill_tokens: ``--max-prefill-tokens``.
+        graph_bs: Resolved ``--cuda-graph-max-bs``.
+        tp: ``--tp-size`` (pipeline parallelism is not modelled: pp = 1).
+
+    Returns:
+        The fraction, rounded to 3 digits as SGLang does.
+    """
+    # Activations scale with the largest prefill forward: the chunk, or the whole prefill
+    # budget when chunking is off.
+    tokens = chunk if chunk > 0 else max_prefill_tokens
+    reserved = (
+        fact("reserve_base_mib")
+        + fact("reserve_mib_per_prefill_token") * max(tokens, fact("reserve_min_prefill_tokens"))
+        + fact("reserve_mib_per_graph_bs") * graph_bs
+        + fact("reserve_mib_per_8_ranks") * tp / 8
+    )
+    if gpu_mib > fact("reserve_floor_gpu_mib"):
+        reserved = max(reserved, fact("reserve_floor_mib"))
     return round((gpu_mib - reserved) / gpu_mib, 3)
 
 
-def _capture_sizes(max_bs: int, max_running: int) -> tuple[int, ...]:
-    sizes = [1, 2, 4, 8, 12, *range(16, 257, 8), *range(272, 513, 16), *range(544, 4097, 32)]
-    cap = min(max_bs, max_running)
-    chosen = [bs for bs in sizes if bs <= cap]
-    if cap > 0 and (not chosen or chosen[-1] != cap):
-        chosen.append(cap)
-    return tuple(chosen)
+def capture_sizes(max_bs: int, pool_size: int) -> tuple[int, ...]:
+    """Decode batch sizes SGLang captures as CUDA graphs.
+
+    Args:
+        max_bs: Resolved ``--cuda-graph-max-bs``.
+        pool_size: Size of the request pool (``--max-running-requests`` when given).
+
+    Returns:
+        The sizes, ascending; empty when none is left.
+    """
+    sizes = list(_facts.CUDA_GRAPH_BS_LIST)
+    for start, stop, step in _facts.CUDA_GRAPH_BS_RANGES:
+        sizes += range(start, max_bs + 1 if stop is None else stop, step)
+    sizes = [bs for bs in sizes if bs <= max_bs]
+    # Only the pool size is added, and only when the grid overshoots it: an off-grid
+    # --cuda-graph-max-bs is not captured itself.
+    if sizes and sizes[-1] > pool_size:
+        sizes.append(pool_size)
+    return tuple(sorted({bs for bs in sizes if bs <= pool_size}))
 
 
 def _weights(model: _catalog.ModelSpec, args: argparse.Namespace) -> tuple[int, float]:
-    # (bytes per activation element, weight bytes per GPU). fp8 checkpoints keep embeddings
-    # and LM head in bf16; the decoder layers shrink to one byte per weight.
+    # (bytes per activation element, weight bytes per GPU). Quantized checkpoints keep
+    # embeddings and LM head in the checkpoint dtype; only the decoder layers shrink.
     dtype = model.dtype if args.dtype == "auto" else args.dtype
     dtype_bytes = _DTYPE_BYTES.get(dtype, 2)
     layers = model.layers * model.layer_params
-    layer_bytes = 1 if args.quantization is not None else dtype_bytes
+    layer_bytes = _facts.WEIGHT_BYTES_BY_QUANTIZATION.get(args.quantization, dtype_bytes)
     total = layers * layer_bytes + (model.total_params - layers) * dtype_bytes
     return dtype_bytes, total / args.tp_size
 
@@ -217,25 +261,27 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         StartupError: SGLang would fail to start with these arguments.
     """
     model = _catalog.load_model(args.model_path)
-    gpu = _facts.GPU_TABLE[args.gpu]
+    gpu = _gpus.GPU_TABLE[args.gpu]
     tp, gpu_mib = args.tp_size, gpu.memory_mib
     _check_parallel(args, model)
     context_len = _context_len(args, model)
 
     chunk = args.chunked_prefill_size
     if chunk is None:
-        chunk = _auto_chunked_prefill_size(gpu_mib)
+        chunk = memory_tier(gpu_mib).chunked_prefill_size
     graph_max_bs = args.cuda_graph_max_bs
     if graph_max_bs is None:
-        graph_max_bs = _auto_cuda_graph_max_bs(gpu_mib, tp)
+        graph_max_bs = auto_cuda_graph_max_bs(gpu_mib, tp)
     mem_frac = args.mem_fraction_static
     if mem_frac is None:
-        mem_frac = _auto_mem_fraction_static(gpu_mib, chunk, graph_max_bs, tp)
+        mem_frac = auto_mem_fraction_static(
+            gpu_mib, chunk, args.max_prefill_tokens, graph_max_bs, tp
+        )
 
     dtype_bytes, weight_bytes = _weights(model, args)
-    kv_bytes = dtype_bytes if args.kv_cache_dtype == "auto" else 1
-    fp8 = args.quantization is not None
-    gemm_flops = gpu.fp8_flops if fp8 and gpu.fp8_flops else gpu.bf16_flops
+    kv_bytes = _facts.KV_CACHE_BYTES.get(args.kv_cache_dtype, dtype_bytes)
+    low_precision = args.quantization in _facts.LOW_PRECISION_GEMM
+    gemm_flops = gpu.fp8_flops if low_precision and gpu.fp8_flops else gpu.bf16_flops
     kv_cell = max(1, model.kv_heads // tp) * model.head_dim * model.layers * 2 * kv_bytes
 
     runtime_mib = fact("runtime_reserve_mib")
@@ -261,11 +307,16 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     if max_req_len - 5 <= 0:
         raise StartupError("AssertionError: Memory pool size is too small", "oom")
 
-    max_running = args.max_running_requests
-    if max_running is None:
-        per_ctx = int(max_total / context_len * 512)
-        max_running = max(1, min(max_total // 2, min(max(per_ctx, 2048), 4096)))
-    graph_bs = () if args.disable_cuda_graph else _capture_sizes(graph_max_bs, max_running)
+    # The request pool (ModelRunner.init_memory_pool); the scheduler caps running requests
+    # at half the KV pool too when the flag is not given.
+    pool_size = args.max_running_requests
+    if pool_size is None:
+        per_context = int(max_total / context_len * fact("req_pool_per_context"))
+        pool_size = int(min(max(per_context, fact("req_pool_min")), fact("req_pool_max")))
+    max_running = pool_size
+    if args.max_running_requests is None:
+        max_running = max(1, min(max_total // 2, pool_size))
+    graph_bs = () if args.disable_cuda_graph else capture_sizes(graph_max_bs, pool_size)
 
     chunk_size = None if chunk == -1 else chunk
     # Start-up only exercises batches up to the chunk (or prefill budget) size; a longer
@@ -300,10 +351,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         policy = "fcfs"
     load_s = load_seconds(args)
     capture_s = fact("graph_capture_s") * len(graph_bs)
-    # One more second for the warm-up request SGLang sends itself.
-    startup_s = (
-        load_s + capture_s + (fact("torch_compile_s") if args.enable_torch_compile else 0) + 1
-    )
+    startup_s = load_s + capture_s + (fact("torch_compile_s") if args.enable_torch_compile else 0)
 
     info: dict[str, object] = {k: v for k, v in vars(args).items() if k not in ("fault",)}
     info.update(

@@ -10,11 +10,13 @@ import sys
 
 import uvicorn
 
-from twin import _engine, _facts, _http, _resolve, _tokenizer
+from twin import _args, _engine, _gpus, _http, _resolve, _tokenizer
 from twin._errors import StartupError
 from twin._facts import fact
 
 _log = logging.getLogger("twin.server")
+# The prompt of SGLang's warm-up request (_execute_server_warmup).
+_WARMUP_TEXT = "The capital city of France is"
 
 
 def _failure_delay(args: argparse.Namespace, error: Exception) -> float:
@@ -25,20 +27,20 @@ def _failure_delay(args: argparse.Namespace, error: Exception) -> float:
     return _resolve.load_seconds(args)
 
 
-async def _start(state: _http.ServerState, server: uvicorn.Server) -> None:
+async def _load(state: _http.ServerState) -> bool:
+    # SGLang loads weights and captures CUDA graphs before its HTTP server listens: nothing
+    # answers (connections are refused) until this returns. False: start-up failed.
     args = state.args
     scale = args.startup_time_scale or args.time_scale
     extra = state.faults.slow_start_s
-    _log.info("Load weight begin. avail mem=%.2f GB", _facts.GPU_TABLE[args.gpu].memory_mib / 1024)
+    _log.info("Load weight begin. avail mem=%.2f GB", _gpus.GPU_TABLE[args.gpu].memory_mib / 1024)
     try:
         config = _resolve.resolve(args)
     except (StartupError, ValueError) as e:
         await asyncio.sleep(_failure_delay(args, e) / scale + extra)
         _log.error("Scheduler hit an exception: %s", e)
         _log.error("Rank 0 scheduler is dead. Please check if there are relevant logs.")
-        state.exit_code = 1
-        server.should_exit = True
-        return
+        return False
     model_dir = config.model.path
     tokenizer_dir = pathlib.Path(args.tokenizer_path) if args.tokenizer_path else None
     state.tokenizer = _tokenizer.load_tokenizer(tokenizer_dir, model_dir)
@@ -60,9 +62,35 @@ async def _start(state: _http.ServerState, server: uvicorn.Server) -> None:
         decode_log_interval=args.decode_log_interval,
         seed=args.random_seed or 0,
     )
-    _watch(asyncio.create_task(state.engine.run()), state, server)
-    state.ready = True
+    return True
+
+
+async def _warm_up(state: _http.ServerState, server: uvicorn.Server) -> None:
+    # SGLang's warm-up thread: once the server answers, one short /generate per DP rank;
+    # /health says 503 until it has finished (server status Up).
+    args, engine, tokenizer = state.args, state.engine, state.tokenizer
+    assert engine is not None and tokenizer is not None
+    while not server.started:
+        await asyncio.sleep(0.01)
     _log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", args.host, args.port)
+    await asyncio.sleep(fact("warmup_delay_s") / (args.startup_time_scale or args.time_scale))
+    ids = tokenizer.encode(_WARMUP_TEXT)
+    max_new = int(fact("warmup_max_new_tokens"))
+    streams = [
+        engine.submit(
+            received=engine.now(),
+            input_ids=ids,
+            max_new=max_new,
+            output_len=_tokenizer.natural_length(ids, max_new),
+            ignore_eos=False,
+            streaming=False,
+        )
+        for _ in range(args.dp_size)
+    ]
+    for stream in streams:
+        while not (await stream.queue.get())[1]:
+            pass
+    state.ready = True
     _log.info("The server is fired up and ready to roll!")
 
 
@@ -82,10 +110,13 @@ def _watch(task: asyncio.Task[None], state: _http.ServerState, server: uvicorn.S
 
 
 async def _main(state: _http.ServerState) -> None:
-    args = state.args
-    app = _http.build_app(state)
+    if not await _load(state):
+        state.exit_code = 1
+        return
+    args, engine = state.args, state.engine
+    assert engine is not None
     config = uvicorn.Config(
-        app,
+        _http.build_app(state),
         host=args.host,
         port=args.port,
         log_level="warning",
@@ -98,7 +129,8 @@ async def _main(state: _http.ServerState) -> None:
         timeout_graceful_shutdown=0.5,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
-    _watch(asyncio.create_task(_start(state, server)), state, server)
+    _watch(asyncio.create_task(engine.run()), state, server)
+    _watch(asyncio.create_task(_warm_up(state, server)), state, server)
     try:
         await server.serve()
     finally:
@@ -124,6 +156,8 @@ def serve(args: argparse.Namespace) -> int:
         logger.setLevel(level)
         logger.propagate = False
     _log.info("server_args=ServerArgs(%s)", ", ".join(f"{k}={v!r}" for k, v in vars(args).items()))
+    if unmodelled := _args.not_modelled(args):
+        _log.warning("Not modelled by the twin (accepted, no effect): %s", ", ".join(unmodelled))
     state = _http.ServerState(args)
     asyncio.run(_main(state))
     return state.exit_code

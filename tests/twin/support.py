@@ -43,10 +43,22 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
             assert proc.stderr is not None
             raise AssertionError(f"twin exited {proc.returncode}: {proc.stderr.read().decode()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=5.0).status_code == 200:
                 return
         time.sleep(0.05)
     raise AssertionError("twin did not become ready")
+
+
+def metric_samples(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """``(name, labels, value)`` of every sample the server's ``/metrics`` serves."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics").text
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> str:

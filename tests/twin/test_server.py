@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.twin import support
-from twin import _tokenizer
+from twin import _metrics, _tokenizer
 
 MODEL = "Llama-3.1-8B-Instruct"
 
@@ -44,7 +46,13 @@ def server() -> object:
         yield url
 
 
-def test_models_health_and_server_info(server: str) -> None:
+def _server_args_fields(wheel: Any) -> set[str]:
+    module = wheel.module("sglang/srt/server_args.py")
+    cls = next(n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "ServerArgs")
+    return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)}  # type: ignore[union-attr]
+
+
+def test_models_health_and_server_info(server: str, sglang_wheel: Any) -> None:
     models = httpx.get(f"{server}/v1/models").json()
     assert [m["id"] for m in models["data"]] == ["twin-model"]
     assert httpx.get(f"{server}/health").status_code == 200
@@ -58,6 +66,20 @@ def test_models_health_and_server_info(server: str) -> None:
         assert info["mem_fraction_static"] == pytest.approx(0.835)
         assert info["chunked_prefill_size"] == 8192 and info["cuda_graph_max_bs"] == 256
         assert info["model_path"] == f"meta-llama/{MODEL}"
+        # As SGLang's get_server_info: every ServerArgs field, the scheduler's report, one
+        # internal state per DP rank (server args again, throughput, memory in GB), version.
+        fields = _server_args_fields(sglang_wheel)
+        assert len(fields) > 250 and fields <= set(info)
+        assert info["status"] == "ready"
+        (internal,) = info["internal_states"]
+        assert fields <= set(internal) and internal["last_gen_throughput"] >= 0
+        memory = internal["memory_usage"]
+        assert set(memory) == {"weight", "kvcache", "token_capacity", "graph"}
+        assert memory["token_capacity"] == info["max_total_num_tokens"]
+        assert memory["weight"] == pytest.approx(14.96, abs=0.5)  # 8B bf16, GB
+        host = info["twin_host"]
+        assert set(host) == {"clock_lag_s", "clock_behind_s_total"}
+        assert host["clock_behind_s_total"] >= 0
 
 
 def test_chat_stream_usage_and_stream_interval(server: str) -> None:
@@ -73,21 +95,27 @@ def test_chat_stream_usage_and_stream_interval(server: str) -> None:
     with httpx.stream("POST", f"{server}/v1/chat/completions", json=body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _events(response)
-    assert events[0]["choices"][0]["delta"]["role"] == "assistant"  # type: ignore[index]
-    content = [e for e in events[1:] if e["choices"]]
-    # First token at once, then groups of --stream-interval 4.
-    assert len(content) == 3
-    assert content[-1]["choices"][0]["finish_reason"] == "length"  # type: ignore[index]
+    # As SGLang 0.5.5's serving_chat: a role chunk, the content (the first token at once,
+    # then groups of --stream-interval 4, no finish reason), a finish-reason chunk, usage.
+    choices = [e["choices"][0] for e in events if e["choices"]]  # type: ignore[index]
+    assert choices[0]["delta"]["role"] == "assistant" and choices[0]["delta"]["content"] == ""
+    content = [c["delta"]["content"] for c in choices[1:-1]]
+    assert [len(text.split()) for text in content] == [1, 4, 4]
+    assert all(c["finish_reason"] is None for c in choices[:-1])
+    assert choices[-1]["finish_reason"] == "length" and choices[-1]["delta"]["content"] is None
+    assert events[-1]["choices"] == [] and all(e["usage"] is None for e in events[:-1])
     usage = events[-1]["usage"]
     prompt = len(_tokenizer.load_tokenizer().encode_chat(messages))
     assert usage == {
         "prompt_tokens": prompt,
         "completion_tokens": 9,  # type: ignore[comparison-overlap]
         "total_tokens": prompt + 9,
+        "prompt_tokens_details": None,
+        "reasoning_tokens": 0,
     }
     body["stream_options"] = {"include_usage": False}
     with httpx.stream("POST", f"{server}/v1/chat/completions", json=body) as response:
-        assert all("usage" not in e for e in _events(response))
+        assert all(e["usage"] is None for e in _events(response))
 
 
 def test_non_streaming_and_completions(server: str) -> None:
@@ -135,7 +163,23 @@ def test_metrics_and_prefix_cache(server: str) -> None:
     body = {"prompt": list(range(1000, 3000)), "max_tokens": 2, "ignore_eos": True}
     httpx.post(f"{server}/v1/completions", json=body)
     httpx.post(f"{server}/v1/completions", json=body)
-    text = httpx.get(f"{server}/metrics").text
+    samples = support.metric_samples(server)
+    tokenizer = {"model_name": "twin-model"}
+    scheduler = {**tokenizer, "engine_type": "unified", "tp_rank": "0", "pp_rank": "0"}
+    labels: dict[str, dict[str, str]] = {}
+    for name, sample_labels, _ in samples:
+        labels[name] = {k: v for k, v in sample_labels.items() if k != "le"}
+    # SGLang's tokenizer metrics carry the model name only; its scheduler metrics the ranks.
+    for name in (
+        "sglang:prompt_tokens_total",
+        "sglang:generation_tokens_total",
+        "sglang:cached_tokens_total",
+        "sglang:num_requests_total",
+        "sglang:time_to_first_token_seconds_bucket",
+        "sglang:inter_token_latency_seconds_bucket",
+        "sglang:e2e_request_latency_seconds_bucket",
+    ):
+        assert labels[name] == tokenizer, name
     for name in (
         "sglang:num_running_reqs",
         "sglang:num_queue_reqs",
@@ -144,25 +188,52 @@ def test_metrics_and_prefix_cache(server: str) -> None:
         "sglang:gen_throughput",
         "sglang:cache_hit_rate",
         "sglang:num_retracted_reqs",
-        "sglang:prompt_tokens_total",
-        "sglang:generation_tokens_total",
-        "sglang:num_requests_total",
-        "sglang:time_to_first_token_seconds_bucket",
-        "sglang:inter_token_latency_seconds_bucket",
-        "sglang:e2e_request_latency_seconds_bucket",
+        "sglang:queue_time_seconds_bucket",
+        "twin:clock_lag_seconds",
+        "twin:clock_behind_seconds_total",
     ):
-        assert any(
-            line.startswith(name + "{") and 'model_name="twin-model"' in line
-            for line in text.splitlines()
-        ), name
-    hit_rate = next(
-        line for line in text.splitlines() if line.startswith("sglang:cache_hit_rate{")
+        assert labels[name] == scheduler, name
+    ttft = sorted(
+        float(lab["le"])
+        for name, lab, _ in samples
+        if name == "sglang:time_to_first_token_seconds_bucket"
     )
-    assert float(hit_rate.split()[-1]) > 0.9
+    assert ttft == [*_metrics.TTFT_BUCKETS, float("inf")]
+    values = {name: value for name, _, value in samples}
+    assert values["sglang:cache_hit_rate"] > 0.9
+    assert values["sglang:queue_time_seconds_count"] >= 2
     assert httpx.post(f"{server}/flush_cache").status_code == 200
 
 
-def test_start_up_logs_and_503_while_starting() -> None:
+def test_completions_default_and_native_generate(server: str) -> None:
+    # CompletionRequest.max_tokens defaults to 16; /generate's max_new_tokens to 128.
+    text = httpx.post(f"{server}/v1/completions", json={"prompt": "hi", "ignore_eos": True})
+    assert text.json()["usage"]["completion_tokens"] == 16
+    body = {"text": "The capital of France is", "sampling_params": {"ignore_eos": True}}
+    out = httpx.post(f"{server}/generate", json=body).json()
+    meta = out["meta_info"]
+    assert meta["completion_tokens"] == 128 == len(out["output_ids"])
+    assert meta["finish_reason"] == {"type": "length", "length": 128}
+    assert meta["prompt_tokens"] == len(_tokenizer.load_tokenizer().encode(body["text"]))
+    assert meta["e2e_latency"] > 0 and out["text"]
+    body = {"input_ids": list(range(50)), "sampling_params": {"max_new_tokens": 9}}
+    with httpx.stream("POST", f"{server}/generate", json={**body, "stream": True}) as response:
+        events = _events(response)
+    # Cumulative text, new ids per output, the finish reason on the last one.
+    texts = [e["text"] for e in events]
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
+    assert (
+        sum(len(e["output_ids"]) for e in events) == events[-1]["meta_info"]["completion_tokens"]
+    )
+    assert [e["meta_info"]["finish_reason"] is None for e in events[:-1]] == [True] * (
+        len(events) - 1
+    )
+    assert events[-1]["meta_info"]["finish_reason"]["type"] in ("length", "stop")
+    bad = httpx.post(f"{server}/generate", json={"sampling_params": {}})
+    assert bad.status_code == 400 and "input_ids" in bad.json()["error"]["message"]
+
+
+def test_start_up_no_listener_then_503_until_warm() -> None:
     port = support.free_port()
     proc = support.launch(
         [
@@ -173,20 +244,31 @@ def test_start_up_logs_and_503_while_starting() -> None:
             "--time-scale",
             "5",
             "--startup-time-scale",
-            "15",
+            "8",
+            "--enable-metrics",
         ]
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        statuses = set()
-        deadline = time.monotonic() + 20
-        while 200 not in statuses and time.monotonic() < deadline:
+        # SGLang: no listener while loading, /health 503 with no body until the warm-up
+        # request is done (/metrics already served), then 200.
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while "200" not in seen and time.monotonic() < deadline:
             try:
-                statuses.add(httpx.get(f"{url}/health_generate", timeout=2).status_code)
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        assert statuses == {503, 200}
+                health = httpx.get(f"{url}/health", timeout=5)
+            except httpx.ConnectError:
+                seen.append("refused")
+                time.sleep(0.05)
+                continue
+            seen.append(str(health.status_code))
+            if health.status_code == 503:
+                assert health.content == b""
+                seen.append(f"metrics {httpx.get(f'{url}/metrics').status_code}")
+            time.sleep(0.005)
+        phases = [p for i, p in enumerate(seen) if i == 0 or seen[i - 1] != p]
+        assert phases[0] == "refused" and phases[-1] == "200", phases
+        assert "503" in phases and "metrics 200" in phases and "refused" not in phases[1:]
         httpx.post(
             f"{url}/v1/completions",
             json={"prompt": list(range(100, 150)), "max_tokens": 90, "ignore_eos": True},
@@ -369,7 +451,15 @@ def test_signals_stop_promptly(sig: signal.Signals) -> None:
 
 def test_data_parallel_server() -> None:
     with support.running_twin(
-        "--model-path", MODEL, "--dp-size", "2", "--tp", "2", "--time-scale", "50"
+        "--model-path",
+        MODEL,
+        "--dp-size",
+        "2",
+        "--tp",
+        "2",
+        "--time-scale",
+        "50",
+        "--enable-metrics",
     ) as url:
         info = httpx.get(f"{url}/get_server_info").json()
         assert len(info["internal_states"]) == 2 and info["dp_size"] == 2
@@ -378,6 +468,19 @@ def test_data_parallel_server() -> None:
                 f"{url}/v1/completions", json={"prompt": "x", "max_tokens": 3, "ignore_eos": True}
             )
             assert response.json()["usage"]["completion_tokens"] == 3
+        samples = support.metric_samples(url)
+    # SGLang's schedulers: gauges per DP rank from TP rank 0; queue time from every rank.
+    ranks = {
+        name: {(lab.get("dp_rank"), lab["tp_rank"]) for n, lab, _ in samples if n == name}
+        for name in ("sglang:num_running_reqs", "sglang:queue_time_seconds_count")
+    }
+    assert ranks["sglang:num_running_reqs"] == {("0", "0"), ("1", "0")}
+    assert ranks["sglang:queue_time_seconds_count"] == {
+        ("0", "0"),
+        ("0", "1"),
+        ("1", "0"),
+        ("1", "1"),
+    }
 
 
 def test_launch_module_help() -> None:

@@ -27,7 +27,6 @@ def _disagreements(
     ]
 
 
-
 @pytest.fixture(scope="module")
 def real_time() -> dict[int, dict[str, float]]:
     return support.measure_quickstart(1.0)
