@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from tuner.backends import Backend, make
-from tuner.exceptions import SpecError
+from tuner.exceptions import BackendError, SpecError
 from tuner.spec import spec_from_dict
 
+from .sglang_logs import TORCH_OOM, scheduler_death_log
 from .test_process import sglang_shim  # noqa: F401  (the fixture, used by name)
 
 
@@ -76,3 +77,32 @@ def test_other_backends_have_nothing_to_check(tmp_path: Path) -> None:
     spec = spec_from_dict({"name": "twin", "model": {"name": "Llama-3.2-1B-Instruct"},
                            "space": {"tp_size": [1]}})
     make(spec, study_id="twin-preflight", workdir=tmp_path).preflight()
+
+
+def test_a_scheduler_oom_is_reported_not_the_sigquit_echo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sglang_wheel: Any
+) -> None:
+    # An `sglang.launch_server` that prints what SGLang 0.5.5 prints when its schedulers run
+    # out of GPU memory, then SIGKILLs itself as its sigquit handler does.
+    package = tmp_path / "dying" / "sglang"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    log = scheduler_death_log(sglang_wheel)
+    (package / "launch_server.py").write_text(
+        "import os, signal, sys\n"
+        f"sys.stdout.write({log!r})\n"
+        "sys.stdout.flush()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(package.parent), str(root)]))
+    backend = local_backend(tmp_path, sys.executable)
+    deployment = backend.deploy(backend.spec.server_config({"tp_size": 1}), trial_id="oom")
+    try:
+        with pytest.raises(BackendError) as info:
+            backend.wait_ready(deployment, timeout_s=60)
+    finally:
+        backend.teardown(deployment.name)
+    assert info.value.reason == "oom"
+    message = str(info.value)
+    assert TORCH_OOM in message and "child failed" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import re
 import subprocess
@@ -78,6 +79,10 @@ def test_isvc_render_passes_the_crd_with_nothing_pruned(
     assert (engine["minReplicas"], engine["maxReplicas"]) == (1, 1)
     assert "router" not in isvc["spec"] and "predictor" not in isvc["spec"]
     assert runner["name"] == "ome-container"
+    # The log tail becomes the termination message (an OOM's traceback reaches the status),
+    # and OME's BenchmarkJob sends genai-bench's ignore_eos (see _benchmark.py of the fake).
+    assert runner["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert runner["env"] == [{"name": "PROTOCOL_VERSION", "value": "sglang"}]
     assert runner["resources"] == {"requests": {"nvidia.com/gpu": str(gpus)},
                                    "limits": {"nvidia.com/gpu": str(gpus)}}
     assert "command" not in runner
@@ -181,6 +186,23 @@ def test_benchmark_job_render_passes_the_crd(crds: CrdSchemas) -> None:
     assert job["spec"]["maxTimePerIteration"] == 1  # 60 s, in minutes
     assert job["spec"]["outputLocation"]["storageUri"].startswith("pvc://bench-results/")
     assert job["spec"]["resultFolderName"] == job["metadata"]["name"]
+
+
+def test_benchmark_jobs_ask_genai_bench_for_the_in_process_api_backend() -> None:
+    spec = spec_for(benchmark_job={"pvc": "bench-results"})
+    runner = yaml.safe_load(OmeBackend(spec, study_id="s1", workdir=Path(".")).describe(
+        {"tp_size": 1}))["spec"]["engine"]["runner"]
+    env = {e["name"]: e["value"] for e in runner["env"]}
+    argv = genai.build_argv(genai.Server("http://127.0.0.1:1", SERVED), workload=spec.workload,
+                            scenario="D(64,16)", concurrency=2, tokenizer="t", out_dir=Path("o"))
+    assert env["PROTOCOL_VERSION"] == argv[argv.index("--api-backend") + 1]
+    # The installed genai-bench sends ignore_eos only for these backends (read, never
+    # imported here: importing genai_bench monkey-patches the interpreter with gevent).
+    package = importlib.util.find_spec("genai_bench")
+    assert package is not None and package.submodule_search_locations
+    source = (Path(package.submodule_search_locations[0]) / "user" / "openai_user.py").read_text()
+    assert 'if self.api_backend in ["vllm", "sglang"]:' in source
+    assert env["PROTOCOL_VERSION"] in ("vllm", "sglang")
 
 
 # --- names ----------------------------------------------------------------------------------
@@ -313,7 +335,8 @@ def test_a_server_that_dies_fails_with_its_reason(
         backend.wait_ready(deployment, timeout_s=30)
     assert caught.value.reason == "oom"
     message = str(caught.value)
-    assert "ModelLoadFailed" in message and "CUDA out of memory" in message
+    # From OME's lastFailureInfo or the pod's status, whichever the poll saw first.
+    assert "code 1" in message and "CUDA out of memory" in message
     assert "kubectl logs -n autotuner -l ome.io/inferenceservice=s1-oom" in message
     backend.teardown(deployment.name)
 
@@ -441,7 +464,12 @@ def test_benchmark_job_mode_reads_the_result_from_the_pvc(
         level = backend.measure(deployment, scenario="D(64,16)", concurrency=2,
                                 out_dir=tmp_path / "out")
         assert (level.scenario, level.concurrency) == ("D(64,16)", 2)
-        assert level.output_throughput == 500.0 and level.ttft_p99_ms == pytest.approx(200.0)
+        assert level.ttft_p99_ms == pytest.approx(200.0)
+        # OME runs genai-bench with the isvc's PROTOCOL_VERSION as --api-backend (else
+        # openai, which drops ignore_eos): every output ran to 16 tokens, as in-process.
+        (command,) = cluster.benchmark_commands.values()
+        assert command[command.index("--api-backend") + 1] == "sglang"
+        assert level.output_throughput == 5.0 * 16
         jobs = cluster.list("benchmarkjobs")  # deleted after reading (finalizer pending)
         assert all(job["metadata"].get("deletionTimestamp") for job in jobs)
     finally:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from tuner.backends._ome import _benchmark_job, _diagnose, _render
+from tuner.backends._ome import _argv, _benchmark_job, _diagnose, _render
 from tuner.backends._ome._poll import Poll
 from tuner.backends._ome._relay import Relay
 from tuner.backends._ome._render import DEPLOYMENT_LABEL, DRY_RUN_TRIAL, ISVC_LABEL, STUDY_LABEL
@@ -48,6 +48,12 @@ class OmeBackend(Backend):
       ``http://<name>.<namespace>.svc:<backend.port>``; outside it a local relay port of this
       process, which ``wait_ready`` points at ``status.url`` (or at a pod port-forward).
     * ``teardown`` waits until the trial's pods are gone, so freed GPUs are really free.
+    * The runtime's ``startupProbe`` bounds a start-up as well as ``startup_timeout_s``: when
+      the kubelet restarts the container for failing it, ``wait_ready`` raises
+      :class:`~tuner.exceptions.DeployTimeoutError` (``preflight`` warns when the probe is
+      the shorter of the two).
+    * ``wait_ready`` refuses a pod whose command line OME rewrote (an AcceleratorClass's
+      ``tensorParallelismOverride``): the trial would run flags other than those recorded.
     * With ``backend.benchmark_job``, ``measure`` runs each level as an OME BenchmarkJob.
     * ``export`` names the InferenceService after the study, and with ``runtime`` bakes the
       flags into a ClusterServingRuntime made from the study's runtime.
@@ -134,6 +140,22 @@ class OmeBackend(Backend):
 
     # --- the lifecycle ---------------------------------------------------------------------
 
+    def preflight(self) -> None:
+        """Read the study's runtime; warn when its startup probe restarts a server sooner
+        than ``backend.startup_timeout_s`` gives up on it.
+
+        Raises:
+            BackendError: the runtime does not exist, or the cluster cannot be read.
+        """
+        budget = _diagnose.startup_probe_budget(self.base_runtime())
+        timeout_s = self.backend.startup_timeout_s
+        if budget is not None and budget[0] < timeout_s:
+            logger.warning(
+                "start-ups longer than %g s will fail as timeouts: %s",
+                budget[0],
+                _diagnose.probe_text(self.backend.runtime, budget, timeout_s),
+            )
+
     def gpu_capacity(self) -> int:
         """Free ``nvidia.com/gpu`` on Ready, schedulable nodes that hold the model.
 
@@ -189,17 +211,22 @@ class OmeBackend(Backend):
         """Wait for the ``Ready`` condition and ``status.url``, then for ``/health``.
 
         Fails fast on a ``status.modelStatus.lastFailureInfo`` that no wait can cure, on a
-        crashed or OOM-killed engine container and on runtime validation events; the message
-        carries the warning events of the isvc and its pods.
+        crashed or OOM-killed engine container (its log tail names why), on runtime
+        validation events, on a pod running other flags than the trial's, and on a restart
+        for a failed startup probe; the message carries the warning events of the isvc and
+        its pods.
 
         Raises:
-            BackendError: the server failed (reason ``oom`` or ``startup``).
-            DeployTimeoutError: it was not Ready in ``timeout_s``.
+            BackendError: the server failed, or OME rewrote its flags (reason ``oom`` or
+                ``startup``).
+            DeployTimeoutError: it was not Ready in ``timeout_s``, or the runtime's startup
+                probe gave up on it first.
         """
         name, namespace = deployment.name, self.backend.namespace
         kube = self._kube()
         poll = Poll(timeout_s)
         seen: set[str] = set()
+        args = self.flags(deployment.config)
         while True:
             isvc = kube.read(
                 "inferenceservices", name, action=f"read InferenceService {namespace}/{name}"
@@ -210,17 +237,34 @@ class OmeBackend(Backend):
                     "it started; was the study stopped?",
                     reason="startup",
                 )
+            pods = self._engine_pods(name)
+            hint = _diagnose.kubectl_hint(namespace, name)
+            changed = _argv.mismatch(pods, args)
+            if changed:
+                raise BackendError(
+                    f"InferenceService {namespace}/{name} runs {changed}: "
+                    f"{_argv.why(self.backend.runtime)}; {hint}",
+                    reason="startup",
+                )
             status = isvc.get("status") or {}
             if _diagnose.is_ready(status) and status.get("url"):
                 self._connect(deployment, str(status["url"]), poll)
                 return
-            warnings = self._warnings(name, seen)
+            events = kube.events()
+            killed = _diagnose.probe_restart(pods, events)
+            if killed:
+                budget = _diagnose.startup_probe_budget(self.base_runtime())
+                raise DeployTimeoutError(
+                    f"InferenceService {namespace}/{name} was restarted by the kubelet for "
+                    f"failing its startupProbe ({killed}); "
+                    f"{_diagnose.probe_text(self.backend.runtime, budget, timeout_s)}; {hint}"
+                )
+            warnings = self._warnings(name, events, seen)
             problem = (
                 _diagnose.failure(status)
-                or self._pod_failure(name)
+                or _diagnose.pod_failure(pods)
                 or _diagnose.fatal_event(warnings)
             )
-            hint = _diagnose.kubectl_hint(namespace, name)
             if problem:
                 message, reason = problem
                 raise BackendError(
@@ -386,9 +430,11 @@ class OmeBackend(Backend):
         """Why the isvc's engine container cannot start, when that is already certain."""
         return _diagnose.pod_failure(self._engine_pods(name))
 
-    def _warnings(self, name: str, seen: set[str]) -> list[str]:
+    def _warnings(
+        self, name: str, events: list[dict[str, Any]], seen: set[str]
+    ) -> list[str]:
         """Warning events of the isvc and its pods, oldest first; logs the new ones."""
-        found = _diagnose.warning_events(self._kube().events(), name)
+        found = _diagnose.warning_events(events, name)
         for _, text, uid, target in found:
             if uid not in seen:
                 seen.add(uid)

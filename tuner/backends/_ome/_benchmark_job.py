@@ -33,9 +33,13 @@ def measure(
 ) -> LevelMetrics:
     """Measure one level with a BenchmarkJob that writes to ``backend.benchmark_job.pvc``.
 
-    This process must see that PVC at ``mount_path``. Limits of OME's BenchmarkJob (v0.1.5):
-    it sends ``model: vllm-model`` (SGLang serves it anyway), tokenizes with the model's files
-    on the node, counts time in whole minutes, and starts a new pod per level.
+    This process must see that PVC at ``mount_path``. OME runs genai-bench with the isvc's
+    ``PROTOCOL_VERSION`` env as ``--api-backend``; the isvc sets ``sglang``, so requests carry
+    ``ignore_eos`` and ``D(in,out)`` outputs run to ``out`` tokens, as in-process. Limits of
+    OME's BenchmarkJob (v0.1.5): it sends ``model: vllm-model`` (SGLang serves it anyway),
+    tokenizes with the model's files on the node, counts time in whole minutes, and starts a
+    new pod per level; a genai-bench image older than ``sglang`` as an ``--api-backend`` choice
+    (genai-bench 2025-06-30) rejects the flag and the job fails.
 
     Raises:
         BenchmarkError: the job failed, timed out or left no result.

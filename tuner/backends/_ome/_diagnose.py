@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tuner.backends import _sglang_log
 from tuner.backends._ome._render import GPU_KEY, ISVC_LABEL
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "is_ready",
     "kubectl_hint",
     "pod_failure",
+    "probe_restart",
+    "probe_text",
+    "startup_probe_budget",
     "state_text",
     "warning_events",
 ]
@@ -51,12 +55,14 @@ def failure(status: Mapping[str, Any]) -> tuple[str, str] | None:
     model = status.get("modelStatus") or {}
     info = model.get("lastFailureInfo") or {}
     if info.get("reason") in _FATAL_FAILURES:
-        text = f"{info['reason']}: {info.get('message', '').strip()}"
+        # The message is the container's termination message: the log tail under the
+        # FallbackToLogsOnError policy the isvc sets, of which one line says why.
+        text = f"{info['reason']}: {_message(info.get('message'))}"
         if info.get("exitCode") is not None:
             text += f" (exit code {info['exitCode']})"
         return text, _reason_class(text)
     if model.get("transitionStatus") in ("BlockedByFailedLoad", "InvalidSpec"):
-        text = f"model status {model['transitionStatus']}: {info.get('message') or 'no message'}"
+        text = f"model status {model['transitionStatus']}: {_message(info.get('message'))}"
         return text, _reason_class(text)
     return None
 
@@ -75,12 +81,64 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
                 text = (
                     f"container {status.get('name')} exited with code "
                     f"{ended.get('exitCode')} ({ended.get('reason') or 'Error'}): "
-                    f"{(ended.get('message') or '').strip()[-500:]}"
+                    f"{_message(ended.get('message'))}"
                 )
                 return text, _reason_class(text)
             if waiting.get("reason") in _FATAL_WAITING:
                 return f"{waiting['reason']}: {waiting.get('message', '')}", "startup"
     return None
+
+
+def probe_restart(
+    pods: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """The kubelet's word that it killed an engine container for failing its startup probe.
+
+    That restart is the runtime's start-up deadline passing, not the server's verdict on its
+    flags: the container ends with whatever status the kill gave it (137 after SIGKILL).
+    """
+    names = {str(pod["metadata"]["name"]) for pod in pods if _restarted(pod)}
+    for event in events:
+        target = str((event.get("involvedObject") or {}).get("name") or "")
+        message = str(event.get("message") or "")
+        if target in names and event.get("reason") == "Killing" and "startup probe" in message:
+            return f"{target}: {message}"
+    return None
+
+
+def _restarted(pod: Mapping[str, Any]) -> bool:
+    return any(
+        status.get("restartCount") or (status.get("lastState") or {}).get("terminated")
+        for status in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+
+
+def startup_probe_budget(runtime: Mapping[str, Any]) -> tuple[float, str] | None:
+    """How long the runtime's engine ``startupProbe`` lets a server start before the kubelet
+    restarts it: (seconds, the sum as text); None without a startup probe.
+
+    ``initialDelaySeconds + periodSeconds x failureThreshold``, with the Kubernetes
+    defaults (0, 10, 3) for what the probe leaves out.
+    """
+    engine = ((runtime.get("spec") or {}).get("engineConfig") or {}).get("runner") or {}
+    probe = engine.get("startupProbe")
+    if not probe:
+        return None
+    delay = int(probe.get("initialDelaySeconds") or 0)
+    period = int(probe.get("periodSeconds") or 10)
+    failures = int(probe.get("failureThreshold") or 3)
+    total = delay + period * failures
+    return float(total), f"{delay} + {failures} x {period} = {total} s"
+
+
+def probe_text(runtime: str, budget: tuple[float, str] | None, timeout_s: float) -> str:
+    """Why a start-up ended at the runtime's startup probe, and what to do (a clause)."""
+    allows = f"allows {budget[1]}" if budget else "has a startupProbe"
+    return (
+        f"runtime {runtime}'s engine startupProbe {allows} before the kubelet restarts the "
+        f"server, and backend.startup_timeout_s ({timeout_s:g} s) cannot extend that: raise "
+        "startupProbe.failureThreshold in the runtime if the server was still loading"
+    )
 
 
 def warning_events(
@@ -112,11 +170,13 @@ def fatal_event(warnings: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def _message(text: object) -> str:
+    """The line of a termination message (an SGLang log tail) that says why it ended."""
+    return _sglang_log.explain(str(text)) if text and str(text).strip() else "no message"
+
+
 def _reason_class(text: str) -> str:
-    lowered = text.lower()
-    if "oomkilled" in lowered or "out of memory" in lowered or "outofmemory" in lowered:
-        return "oom"
-    return "startup"
+    return "oom" if _sglang_log.is_oom(text) else "startup"
 
 
 def state_text(status: Mapping[str, Any]) -> str:

@@ -13,10 +13,16 @@ It "reconciles" the way OME would, in one background thread:
   event. A scheduled pod runs the merged runner command with ``$(MODEL_PATH)`` expanded;
   ``python3 -m sglang.launch_server`` becomes ``python -m twin.launch_server`` on a free port
   of 127.0.0.1, and ``status.url`` points there. When ``/health`` answers, ``Ready`` is set;
-  when the process dies, ``status.modelStatus.lastFailureInfo`` and a Warning event are.
+  when the process dies, the kubelet's termination record (``_kubelet.py``: exit code, the log
+  tail as message under ``FallbackToLogsOnError``), a ``BackOff`` event and OME's
+  ``status.modelStatus.lastFailureInfo`` are. A runner ``startupProbe`` is run as the kubelet
+  runs it, and an AcceleratorClass the isvc selects applies the runtime's
+  ``tensorParallelismOverride`` as OME does.
 * Deleting an isvc kills its process; its pod lingers ``pod_grace_s`` (Terminating), then goes.
-* A BenchmarkJob waits for its isvc to be Ready, then writes a genai-bench-shaped result into
-  the directory registered for its PVC and completes.
+* A BenchmarkJob waits for its isvc to be Ready, records the genai-bench command OME would
+  run, then writes a genai-bench-shaped result into the directory registered for its PVC
+  (outputs cut at EOS unless the command's ``--api-backend`` sends ``ignore_eos``) and
+  completes (``_benchmark.py``).
 * ``pods/portforward`` speaks the ``v4.channel.k8s.io`` websocket protocol to the pod's process.
 """
 

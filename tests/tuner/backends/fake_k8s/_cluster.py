@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -29,6 +30,9 @@ class FakeCluster:
         created: every custom object as the client sent it.
         max_gpus_in_use: the most GPUs scheduled pods held at once.
         requests: ``(API group, resource, verb)`` of every API request, as RBAC checks it.
+        benchmark_commands: the genai-bench argv OME would run, per BenchmarkJob.
+        mutate: a mutating admission webhook of the cluster's own (a policy engine's), given
+            each custom object before it is validated; None: none.
     """
 
     def __init__(self, *, schemas: CrdSchemas, workdir: Path, twin_args: tuple[str, ...] = (),
@@ -51,6 +55,8 @@ class FakeCluster:
         self._counter = itertools.count(1)
         self.stopped = threading.Event()
         self.requests: list[tuple[str, str, str]] = []
+        self.benchmark_commands: dict[tuple[str, str], list[str]] = {}
+        self.mutate: Callable[[str, Json], None] | None = None
         self.controller = Controller(self)
         self._socket = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
@@ -200,6 +206,9 @@ class FakeCluster:
         self.created.append(copy.deepcopy(body))
         if namespace and namespace not in self.namespaces:
             return 404, {"reason": "NotFound", "message": f'namespaces "{namespace}" not found'}
+        if self.mutate is not None:
+            body = copy.deepcopy(body)
+            self.mutate(plural, body)
         stored, pruned, errors = self.schemas.admit(plural, body)
         errors += webhook_errors(plural, stored)
         name = str(stored["metadata"].get("name"))

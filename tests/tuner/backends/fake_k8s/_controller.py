@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
 import re
 import socket
-import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
+from . import _benchmark
+from ._kubelet import Server
 from ._objects import GPU, make_pod, now, pod_gpus, quantity
-from ._schemas import REPO, Json
+from ._schemas import Json
 
 if TYPE_CHECKING:
     from ._cluster import FakeCluster
-
-
-class _Server:
-    """The process standing in for an engine pod's container."""
-
-    def __init__(self, argv: list[str], port: int | None, log: Path) -> None:
-        self.argv = argv
-        self.port = port
-        self.log = log
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT, cwd=REPO,
-                                            env={**os.environ, "PYTHONPATH": str(REPO)})
-        self.healthy = False
-
-    def tail(self, lines: int = 5) -> str:
-        text = self.log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:]) or "(no output)"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class Controller:
@@ -55,7 +26,7 @@ class Controller:
 
     def __init__(self, cluster: FakeCluster) -> None:
         self.cluster = cluster
-        self.servers: dict[tuple[str, str], _Server] = {}
+        self.servers: dict[tuple[str, str], Server] = {}
         self._launches: dict[tuple[str, str], tuple[Json, dict[str, str]]] = {}
         self._delete_at: dict[tuple[str, str], float] = {}
 
@@ -73,7 +44,7 @@ class Controller:
             for key in [k for k in list(self.cluster.objects) if k[0] == "inferenceservices"]:
                 self._reconcile_isvc(*key[1:])
             for key in [k for k in list(self.cluster.objects) if k[0] == "benchmarkjobs"]:
-                self._reconcile_benchmark(*key[1:])
+                _benchmark.reconcile(self.cluster, *key[1:])
             self._reap_pods()
             with self.cluster.lock:
                 cluster = self.cluster
@@ -104,6 +75,9 @@ class Controller:
         if code is not None:
             self._failed(isvc, pod, server, code)
             return
+        if (failure := server.startup_probe_failed()) is not None:
+            self._probe_killed(isvc, pod, server, failure)
+            return
         if not server.healthy and server.port is not None:
             try:
                 healthy = httpx.get(f"http://127.0.0.1:{server.port}/health",
@@ -132,6 +106,7 @@ class Controller:
                        f"runtime {(spec.get('runtime') or {}).get('name')} not found")
             return None
         runner = merged_runner(runtime, isvc)
+        accelerator_override(runtime, isvc, runner)
         labels = {"app": f"{name}-engine", "component": "engine",
                   "ome.io/inferenceservice": name, "serving-runtime": runtime["metadata"]["name"],
                   "base-model-name": model["metadata"]["name"]}
@@ -139,6 +114,9 @@ class Controller:
         pod = make_pod(namespace, f"{name}-engine-{suffix}", labels,
                         quantity(((runner.get("resources") or {}).get("requests") or {}).get(
                             GPU)), image=str(runner.get("image") or ""))
+        pod["spec"]["containers"][0].update(
+            {key: runner[key] for key in ("command", "args", "env", "startupProbe",
+                                       "terminationMessagePolicy") if key in runner})
         pod["spec"]["nodeSelector"] = {
             f"models.ome.io/clusterbasemodel.{model['metadata']['name']}": "Ready"}
         model_path = ((model.get("spec") or {}).get("storage") or {}).get("path", "")
@@ -199,7 +177,7 @@ class Controller:
         elif argv[:1] in (["python3"], ["python"]):
             argv = [sys.executable, *argv[1:]]
         log = self.cluster.workdir / f"{namespace}.{name}.log"
-        server = _Server(argv, port, log)
+        server = Server(argv, port, log, runner)
         with self.cluster.lock:
             self.servers[(namespace, name)] = server
             pod["status"]["containerStatuses"] = [{
@@ -208,25 +186,37 @@ class Controller:
                 "state": {"running": {"startedAt": now()}},
             }]
 
-    def _failed(self, isvc: Json, pod: Json, server: _Server, code: int) -> None:
-        namespace, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
+    def _failed(self, isvc: Json, pod: Json, server: Server, code: int) -> None:
         status = pod["status"]["containerStatuses"][0]
         if status.get("restartCount"):
             return  # already recorded
-        tail = server.tail()
-        oom = "out of memory" in tail.lower()
+        self._restarted(isvc, pod, server.terminated(code))
+
+    def _probe_killed(self, isvc: Json, pod: Json, server: Server, failure: str) -> None:
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        self.cluster.event(namespace, "Pod", name, "Unhealthy", failure)
+        self.cluster.event(namespace, "Pod", name, "Killing",
+                           "Container ome-container failed startup probe, will be restarted",
+                           type_="Normal")
+        self._restarted(isvc, pod, server.terminated(server.kill()))
+
+    def _restarted(self, isvc: Json, pod: Json, terminated: Json) -> None:
+        """The kubelet restarts the container (then backs off); OME's status reconciler copies
+        the termination into ``lastFailureInfo`` (``status_util.go``
+        ``checkContainerStatuses``)."""
+        namespace = isvc["metadata"]["namespace"]
+        status = pod["status"]["containerStatuses"][0]
         with self.cluster.lock:
-            status.update(ready=False, restartCount=1, state={"waiting": {
-                "reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}},
-                lastState={"terminated": {"exitCode": code,
-                                          "reason": "OOMKilled" if oom else "Error",
-                                          "message": tail}})
-        reason = "RuntimeUnhealthy" if server.healthy else "ModelLoadFailed"
-        self.cluster.event(namespace, "InferenceService", name, reason,
-                   f"engine container exited with code {code}: {tail}")
+            status.update(ready=False, started=False, restartCount=1, state={"waiting": {
+                "reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed "
+                f"container=ome-container pod={pod['metadata']['name']}"}},
+                lastState={"terminated": terminated})
+        self.cluster.event(namespace, "Pod", pod["metadata"]["name"], "BackOff",
+                           "Back-off restarting failed container ome-container in pod "
+                           f"{pod['metadata']['name']}")
         self._set_isvc_status(isvc, ready=False, failure={
-            "reason": reason, "message": f"engine container exited: {tail}", "exitCode": code,
-            "time": now()})
+            "reason": "ModelLoadFailed", "message": terminated["message"],
+            "exitCode": terminated["exitCode"], "time": now()})
 
     def _fail_model(self, isvc: Json, reason: str, message: str) -> None:
         namespace, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
@@ -299,79 +289,72 @@ class Controller:
         return cluster.get("basemodels", namespace, name) or cluster.get("clusterbasemodels", "",
                                                                          name)
 
-    def _reconcile_benchmark(self, namespace: str, name: str) -> None:
-        job = self.cluster.get("benchmarkjobs", namespace, name)
-        if job is None:
-            return
-        if job["metadata"].get("deletionTimestamp"):
-            with self.cluster.lock:
-                self.cluster.objects.pop(("benchmarkjobs", namespace, name), None)
-            return
-        if (job.get("status") or {}).get("state") in ("Completed", "Failed"):
-            return
-        spec = job["spec"]
-        target = spec["endpoint"]["inferenceService"]
-        isvc = self.cluster.get("inferenceservices", target["namespace"], target["name"])
-        ready = isvc is not None and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in (isvc.get("status") or {}).get("conditions", []))
-        if not ready:
-            self.cluster.set_status("benchmarkjobs", namespace, name, {"state": "Pending"})
-            return
-        uri = spec["outputLocation"]["storageUri"]
-        pvc, _, subpath = uri.removeprefix("pvc://").partition("/")
-        root = self.cluster.pvcs.get((namespace, pvc))
-        if not uri.startswith("pvc://") or root is None or not subpath:
-            self.cluster.set_status("benchmarkjobs", namespace, name, {
-                "state": "Failed", "failureMessage": f"PVC {pvc} not found in {namespace}"})
-            return
-        folder = root / subpath / spec.get("resultFolderName", name)
-        folder.mkdir(parents=True, exist_ok=True)
-        for scenario in spec.get("trafficScenarios") or ["D(100,100)"]:
-            for concurrency in spec.get("numConcurrency") or [1]:
-                _write_result(folder, scenario, int(concurrency),
-                              int(spec["maxRequestsPerIteration"]))
-        self.cluster.set_status("benchmarkjobs", namespace, name, {
-            "state": "Completed", "startTime": now(), "completionTime": now()})
-
-
-
-def _write_result(folder: Path, scenario: str, concurrency: int, requests: int) -> None:
-    """A genai-bench result file of the shape genai-bench writes (values made up)."""
-    stats = {key: {"min": v, "max": v, "mean": v, "stddev": 0.0, "sum": v * requests,
-                   "p25": v, "p50": v, "p75": v, "p90": v, "p95": v, "p99": v}
-             for key, v in (("ttft", 0.2), ("tpot", 0.02), ("e2e_latency", 2.0))}
-    sanitized = scenario.replace("(", "").replace(")", "").replace("/", "_").replace(",", "_")
-    aggregated = {
-        "scenario": scenario, "num_concurrency": concurrency, "run_duration": 60.0,
-        "requests_per_second": 5.0, "mean_output_throughput_tokens_per_s": 500.0,
-        "mean_input_throughput_tokens_per_s": 1000.0,
-        "mean_total_tokens_throughput_tokens_per_s": 1500.0, "error_rate": 0.0,
-        "num_error_requests": 0, "num_completed_requests": requests, "num_requests": requests,
-        "stats": stats,
-    }
-    path = folder / f"{sanitized}_text-to-text_num_concurrency_{concurrency}_time_60s.json"
-    path.write_text(json.dumps({"aggregated_metrics": aggregated,
-                                "individual_request_metrics": [], "_time_unit": "s"}))
-
 
 def merged_runner(runtime: Json, isvc: Json) -> Json:
-    """The runner OME derives: the runtime's, with the isvc's fields merged over it.
+    """The runner OME derives: the runtime's, with the isvc's strategically merged over it.
 
-    ``command``/``args`` are replaced wholesale, ``resources`` merge key by key (as OME's
-    strategic merge does for the fields the tuner uses).
+    Maps (``resources``, probes) merge key by key, ``env`` merges by ``name``, other lists
+    (``command``, ``args``) are replaced wholesale.
     """
     base = copy.deepcopy(((runtime.get("spec") or {}).get("engineConfig") or {}).get(
         "runner") or {})
     override = ((isvc["spec"].get("engine") or {}).get("runner") or {})
+    return _merge(base, override)
+
+
+def _merge(base: Json, override: Json) -> Json:
+    merged = copy.deepcopy(base)
     for key, value in override.items():
-        if key == "resources":
-            resources = base.setdefault("resources", {})
-            for side, values in value.items():
-                resources[side] = {**(resources.get(side) or {}), **values}
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            merged[key] = _merge(old, value)
+        elif key == "env" and isinstance(old, list):
+            names = [e["name"] for e in value]
+            merged[key] = [e for e in old if e["name"] not in names] + copy.deepcopy(value)
         else:
-            base[key] = copy.deepcopy(value)
-    return base
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def accelerator_override(runtime: Json, isvc: Json, runner: Json) -> None:
+    """OME's ``MergeRuntimeArgumentsOverride`` (``components/base.go``), tensor parallelism part.
+
+    A class applies only when the runtime lists ``acceleratorRequirements.acceleratorClasses``
+    and the isvc names one (``engine.acceleratorOverride`` or ``acceleratorSelector``; the
+    fake models no selection policy); then its ``tensorParallelismOverride`` rewrites the
+    first ``--tp-size``/``--tp``/``--tensor-parallel-size`` in ``args``, else in ``command``.
+    """
+    spec = runtime.get("spec") or {}
+    classes = (spec.get("acceleratorRequirements") or {}).get("acceleratorClasses") or []
+    chosen = (((isvc["spec"].get("engine") or {}).get("acceleratorOverride") or {}).get(
+        "acceleratorClass") or (isvc["spec"].get("acceleratorSelector") or {}).get(
+        "acceleratorClass"))
+    if not classes or not chosen:
+        return
+    for model_format in spec.get("supportedModelFormats") or []:
+        config = (model_format.get("acceleratorConfig") or {}).get(chosen) or {}
+        parallel = config.get("tensorParallelismOverride") or {}
+        for key, aliases in (("tensorParallelSize", ("--tp-size", "--tp",
+                                                     "--tensor-parallel-size")),
+                             ("pipelineParallelSize", ("--pp-size", "--pp",
+                                                       "--pipeline-parallel-size"))):
+            if parallel.get(key):
+                _override_param(runner, aliases, int(parallel[key]))
+        if config:
+            return
+
+
+def _override_param(runner: Json, aliases: tuple[str, ...], value: int) -> None:
+    for field in ("args", "command"):
+        words = runner.get(field) or []
+        for alias in aliases:
+            for i, word in enumerate(words):
+                if word == alias and i + 1 < len(words):
+                    words[i + 1] = str(value)
+                    return
+                if word.startswith(f"{alias}="):
+                    words[i] = f"{alias}={value}"
+                    return
 
 
 def expand(word: str, env: dict[str, str]) -> str:
@@ -391,7 +374,6 @@ def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
             out[i + 1] = value
             return out
     return out + [flag, value]
-
 
 
 def free_port() -> int:
