@@ -114,7 +114,8 @@ def best_config(record: StudyRecord, trial: TrialRecord, text: str) -> BestConfi
 
 _TRIAL_COLUMNS = ["trial_id", "number", "state", "reason", "score", "gpus", "started_at",
                   "ended_at"]
-_LEVEL_COLUMNS = list(LevelMetrics.model_fields)
+# The server's view is nested; its disagreements with genai-bench are in ``client_bound``.
+_LEVEL_COLUMNS = [name for name in LevelMetrics.model_fields if name != "server"]
 
 
 def trials_csv(trials: list[TrialRecord]) -> str:
@@ -129,9 +130,10 @@ def trials_csv(trials: list[TrialRecord]) -> str:
         head: list[Any] = [getattr(t, c) for c in _TRIAL_COLUMNS]
         head[2] = t.state.value
         head += [t.params.get(p, "") for p in params] + [t.message or ""]
-        for level in t.levels or [{}]:
+        levels: list[LevelMetrics | None] = [*t.levels] or [None]
+        for level in levels:
             writer.writerow([_cell(v) for v in head]
-                            + [_cell(level.get(c)) for c in _LEVEL_COLUMNS])
+                            + [_cell(getattr(level, c, None)) for c in _LEVEL_COLUMNS])
     return out.getvalue()
 
 

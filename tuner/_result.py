@@ -14,6 +14,7 @@ from tuner.store import Store, StudyRecord, TrialRecord, TrialState
 if TYPE_CHECKING:
     import pandas
 
+    from tuner.bench.metrics import LevelMetrics
     from tuner.search import Verdict
 
 __all__ = ["StudyResult", "launch_text"]
@@ -122,7 +123,7 @@ class StudyResult:
                 "trial": best.trial_id,
                 "params": best.params,
                 "score": best.score,
-                "metrics": objective.best_level(best.levels, self.spec.objective),
+                "metrics": _dump(objective.best_level(best.levels, self.spec.objective)),
                 "launch": self.best_launch,
             },
             "trials": [
@@ -178,6 +179,10 @@ class StudyResult:
             row["levels"] = len(t.levels)
             rows.append(row)
         return pandas.DataFrame(rows)
+
+
+def _dump(level: LevelMetrics | None) -> dict[str, Any] | None:
+    return None if level is None else level.model_dump(mode="json")
 
 
 def launch_text(spec: StudySpec, params: dict[str, Any]) -> str:

@@ -1,4 +1,9 @@
-"""Scoring: the levels a trial measures, which meet the SLO, and the trial's score over them."""
+"""Scoring: the levels a trial measures, which meet the SLO, and the trial's score over them.
+
+Every figure is read through :func:`scored`, which applies ``objective.source``: the server's
+own view of a level where it has one (the default), genai-bench's, or genai-bench's with
+levels it disagrees with failing the SLO.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ __all__ = [
     "operating_points",
     "pareto_front",
     "score",
+    "scored",
     "slo_excess",
     "tradeoff_latency",
     "violations",
@@ -45,13 +51,27 @@ def direction(objective: ObjectiveSpec) -> str:
     return "min" if metric_name(objective) in (*LATENCY_METRICS, "error_rate") else "max"
 
 
+def scored(level: LevelMetrics, objective: ObjectiveSpec) -> LevelMetrics:
+    """The level as the score and the SLO see it under ``objective.source``: with the
+    server's figures in place of genai-bench's for ``server``, else as measured.
+    Idempotent, so a view may be scored again."""
+    return level.as_server_sees() if objective.source == "server" else level
+
+
 def violations(level: LevelMetrics, objective: ObjectiveSpec) -> list[str]:
-    """The SLO bounds a level breaks, as ``metric value > bound`` texts."""
+    """The SLO bounds a level breaks, as ``metric value > bound`` texts; under the
+    ``strict`` source also a client-bound or host-overloaded measurement."""
+    view = scored(level, objective)
     broken = []
     for name, bound in objective.slo.bounds().items():
-        value = getattr(level, name)
+        value = getattr(view, name)
         if value > bound:
             broken.append(f"{name} {value:.4g} > {bound:g}")
+    if objective.source == "strict":
+        if level.client_bound:
+            broken.append(f"client_bound: {level.client_bound}")
+        if level.host_overloaded:
+            broken.append(f"host_overloaded: {level.host_overloaded}")
     return broken
 
 
@@ -65,7 +85,7 @@ def score(levels: Sequence[LevelMetrics], objective: ObjectiveSpec, gpus: int) -
     then the mean over scenarios. None when some scenario has no such level."""
     name, best = metric_name(objective), max if direction(objective) == "max" else min
     per_scenario: dict[str, list[float]] = {}
-    for level in levels:
+    for level in (scored(level, objective) for level in levels):
         per_scenario.setdefault(level.scenario, [])
         if meets_slo(level, objective):
             per_scenario[level.scenario].append(getattr(level, name))
@@ -75,18 +95,20 @@ def score(levels: Sequence[LevelMetrics], objective: ObjectiveSpec, gpus: int) -
     return value / gpus if objective.per_gpu else value
 
 
-def best_level(
-    levels: Sequence[dict[str, object]], objective: ObjectiveSpec
-) -> dict[str, object] | None:
-    """The stored level (a LevelMetrics dict) that gave the score: the best one meeting the SLO."""
-    feasible = [
-        level for level in levels if meets_slo(LevelMetrics.model_validate(level), objective)
-    ]
+def best_level(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> LevelMetrics | None:
+    """The level that gave the score, as :func:`scored` sees it: the best one meeting the
+    SLO."""
+    feasible = [scored(level, objective) for level in levels if meets_slo(level, objective)]
     if not feasible:
         return None
     name = metric_name(objective)
     pick = max if direction(objective) == "max" else min
-    return pick(feasible, key=lambda level: float(level[name]))  # type: ignore[arg-type]
+    return pick(feasible, key=lambda level: float(getattr(level, name)))
+
+
+# The SLO excess of a level that meets every bound but failed for its measurement: just
+# infeasible, so the search learns to avoid it without a made-up distance.
+_FLAGGED_EXCESS = 1e-3
 
 
 def _excess(value: float, bound: float) -> float:
@@ -95,10 +117,13 @@ def _excess(value: float, bound: float) -> float:
     return (value - bound) / bound if bound > 0 else value
 
 
-def _by_scenario(levels: Sequence[LevelMetrics]) -> dict[str, list[LevelMetrics]]:
+def _by_scenario(
+    levels: Sequence[LevelMetrics], objective: ObjectiveSpec
+) -> dict[str, list[LevelMetrics]]:
+    """The scored levels by scenario."""
     groups: dict[str, list[LevelMetrics]] = {}
     for level in levels:
-        groups.setdefault(level.scenario, []).append(level)
+        groups.setdefault(level.scenario, []).append(scored(level, objective))
     return groups
 
 
@@ -112,13 +137,15 @@ def slo_excess(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> floa
     worst: float | None = None
     name = metric_name(objective)
     pick = max if direction(objective) == "max" else min
-    for group in _by_scenario(levels).values():
+    for group in _by_scenario(levels, objective).values():
         feasible = [level for level in group if meets_slo(level, objective)]
         if feasible:
             deciding = pick(feasible, key=lambda level: float(getattr(level, name)))
         else:
             deciding = min(group, key=lambda level: _level_excess(level, bounds))
         excess = _level_excess(deciding, bounds)
+        if not feasible:  # within every bound yet failed: a flagged level under ``strict``
+            excess = max(excess, _FLAGGED_EXCESS)
         worst = excess if worst is None else max(worst, excess)
     return worst
 
@@ -135,7 +162,7 @@ def tradeoff_latency(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -
     name = metric_name(objective)
     pick = max if direction(objective) == "max" else min
     worst: float | None = None
-    for group in _by_scenario(levels).values():
+    for group in _by_scenario(levels, objective).values():
         feasible = [level for level in group if meets_slo(level, objective)]
         if not feasible:
             return None
@@ -146,7 +173,7 @@ def tradeoff_latency(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -
 
 
 def operating_points(
-    levels: Sequence[dict[str, Any]], objective: ObjectiveSpec, gpus: int
+    levels: Sequence[LevelMetrics], objective: ObjectiveSpec, gpus: int
 ) -> list[dict[str, float]]:
     """A trial's operating points: per concurrency level where every scenario meets the SLO,
     the score metric (mean over scenarios, per GPU if the objective says so) and the
@@ -155,11 +182,10 @@ def operating_points(
     if latency is None:
         return []
     name = metric_name(objective)
-    scenarios = {str(level["scenario"]) for level in levels}
+    scenarios = {level.scenario for level in levels}
     by_load: dict[int, list[LevelMetrics]] = {}
-    for data in levels:
-        level = LevelMetrics.model_validate(data)
-        by_load.setdefault(level.concurrency, []).append(level)
+    for level in levels:
+        by_load.setdefault(level.concurrency, []).append(scored(level, objective))
     points = []
     for concurrency, group in sorted(by_load.items()):
         if {level.scenario for level in group} != scenarios:
@@ -237,7 +263,9 @@ class Ladder:
     def _last_rung(self) -> list[LevelMetrics]:
         if not self.rung:
             return []
-        return [level for level in self.levels if level.concurrency == self._loads[self.rung - 1]]
+        load = self._loads[self.rung - 1]
+        return [scored(level, self._objective) for level in self.levels
+                if level.concurrency == load]
 
     @property
     def rung_value(self) -> float | None:

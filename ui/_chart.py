@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuner import objective
-from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS, LevelMetrics
+from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
 from tuner.spec import StudySpec
 from tuner.store import TrialRecord, TrialState
 
@@ -34,17 +34,14 @@ def points(spec: StudySpec, trials: list[TrialRecord], y: str) -> list[Point]:
     out = []
     for trial in trials:
         for level in trial.levels:
-            try:
-                metrics = LevelMetrics.model_validate(level)
-            except ValueError:
-                continue
+            metrics = objective.scored(level, spec.objective)
             value = getattr(metrics, x)
             if spec.objective.per_gpu:
                 value /= max(trial.gpus, 1)
             out.append({"x": round(value, 3), "y": round(getattr(metrics, y), 3),
                         "trial": trial.number, "concurrency": metrics.concurrency,
                         "scenario": metrics.scenario,
-                        "meets": objective.meets_slo(metrics, spec.objective)})
+                        "meets": objective.meets_slo(level, spec.objective)})
     return out
 
 
@@ -63,10 +60,7 @@ def study_front(spec: StudySpec, trials: list[TrialRecord], y: str) -> list[list
     for trial in trials:
         if trial.state == TrialState.FAILED:
             continue
-        try:
-            operating += objective.operating_points(trial.levels, tradeoff, trial.gpus)
-        except ValueError:  # a level stored by an older version: not plotted either
-            continue
+        operating += objective.operating_points(trial.levels, tradeoff, trial.gpus)
     front = objective.pareto_front(operating, tradeoff)
     return sorted([round(p["score"], 3), round(p["latency"], 3)] for p in front)
 

@@ -14,7 +14,15 @@ from tuner import objective
 from tuner.exceptions import SpecError, TunerError
 from tuner.spec import GPU_TYPES, StudySpec, spec_from_dict
 from ui._shell import guard, header
-from ui._spec_form import ALGORITHMS, KINDS, SLO_FIELDS, SpecForm, as_text, quickstart_text
+from ui._spec_form import (
+    ALGORITHMS,
+    FLAG_NAMES,
+    KINDS,
+    SLO_FIELDS,
+    SpecForm,
+    as_text,
+    quickstart_text,
+)
 
 __all__ = ["new_study_page"]
 
@@ -123,7 +131,8 @@ class _NewStudyPage:
                             "workload.scenarios")
                 self._field(ui.input("Concurrency ladder", on_change=changed)
                             .bind_value(f, "concurrency").classes("w-48")
-                            .props("hint='ascending, e.g. 8, 32, 64'").mark("concurrency"),
+                            .props("for=concurrency hint='ascending, e.g. 8, 32, 64'")
+                            .mark("concurrency"),
                             "workload.concurrency")
                 self._field(ui.number("Requests per level", min=1, precision=0,
                                       on_change=changed).bind_value(f, "max_requests"),
@@ -176,8 +185,9 @@ class _NewStudyPage:
         building, self.ready = self.ready, False  # bindings fire handlers while rows are built
         for index, row in enumerate(self.form.rows):
             with ui.row().classes("w-full items-center gap-2").mark(f"flag-{index}"):
-                name = ui.input("Flag", on_change=changed).bind_value(row, "name") \
-                    .classes("w-56").mark("flag-name").without_auto_validation()
+                name = ui.input("Flag", on_change=changed, autocomplete=FLAG_NAMES) \
+                    .bind_value(row, "name").classes("w-56").mark("flag-name") \
+                    .without_auto_validation()
                 self.row_inputs.append(name)
                 ui.toggle(["values", "range"], on_change=lambda _: self.kind_row()) \
                     .bind_value(row, "kind").props("dense")

@@ -12,9 +12,9 @@ from nicegui import app, ui
 from service import Service, StudyView, study_spec, trials_csv
 from tuner import objective
 from tuner.backends import BACKENDS
-from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind
 from tuner.exceptions import StudyNotFoundError, TunerError
+from tuner.search import Verdict, judge
 from tuner.spec import StudySpec
 from tuner.store import StudyRecord, StudyState, TrialRecord
 from ui._chart import chart_options, latency_choices
@@ -110,9 +110,12 @@ def studies_page(svc: Service, request: Request) -> RedirectResponse | None:
 
 # --- one study ---------------------------------------------------------------------------------
 
-def _why(trial: TrialRecord) -> str:
-    """The trial's reason with the start of its message: the row says why, not just what."""
+def _why(trial: TrialRecord, numbers: dict[str, int]) -> str:
+    """The trial's reason with the start of its message: the row says why, not just what.
+    A confirmation run says which trial it repeats."""
     text = trial.reason.value if trial.reason else ""
+    if trial.confirms is not None:
+        text = f"re-run of #{numbers.get(trial.confirms, '?')}" + (f", {text}" if text else "")
     if trial.message:
         text += (": " if text else "") + trial.message[:120]
     return text
@@ -159,6 +162,8 @@ class _StudyPage:
                 with ui.card().classes("w-[34rem] shrink-0").mark("best-card"):
                     self.best_card()
             self._build_trials()
+            with ui.card().classes("w-full").mark("checks-card"):
+                self.checks_card()
             with ui.expansion("Spec", icon="description").classes("w-full"):
                 ui.code(yaml.safe_dump(self.record.spec, sort_keys=False), language="yaml") \
                     .classes("w-full")
@@ -215,6 +220,7 @@ class _StudyPage:
              "sortable": True},
             {"name": "node", "label": "Node", "field": "node", "align": "left"},
             {"name": "reason", "label": "Reason", "field": "reason", "align": "left"},
+            {"name": "flags", "label": "Flags", "field": "flags", "align": "left"},
         ]
         several = len(self.spec.workload.scenarios) > 1
         columns += [{"name": f"l{i}", "field": f"l{i}", "align": "right",
@@ -228,21 +234,44 @@ class _StudyPage:
         chip_slot(self.table)
 
     def _trial_row(self, trial: TrialRecord) -> dict[str, Any]:
+        numbers = {t.trial_id: t.number for t in self.trials.values()}
+        flags = ", ".join(f"{flag} ×{n}" for flag, n in trial.flag_counts().items())
         row: dict[str, Any] = {"id": trial.trial_id, "number": trial.number,
                                "state": trial.state.value, "gpus": trial.gpus,
                                "score": _fmt(trial.score), "node": trial.node_ip or "",
-                               "reason": _why(trial)}
+                               "reason": _why(trial, numbers), "flags": flags}
         for i, name in enumerate(self.params):
             row[f"p{i}"] = _fmt(trial.params.get(name))
         for level in trial.levels:
             try:
-                metrics = LevelMetrics.model_validate(level)
-                i = self.levels.index((_squeeze(metrics.scenario), metrics.concurrency))
+                i = self.levels.index((_squeeze(level.scenario), level.concurrency))
             except ValueError:
                 continue
-            mark = "✓" if objective.meets_slo(metrics, self.spec.objective) else "✗"
-            row[f"l{i}"] = f"{metrics.ttft_p99_ms:.0f} / {metrics.tpot_p99_ms:.1f} {mark}"
+            metrics = objective.scored(level, self.spec.objective)
+            mark = "✓" if objective.meets_slo(level, self.spec.objective) else "✗"
+            warn = " ⚠" if level.flags() else ""
+            row[f"l{i}"] = f"{metrics.ttft_p99_ms:.0f} / {metrics.tpot_p99_ms:.1f} {mark}{warn}"
         return row
+
+    @ui.refreshable_method
+    def checks_card(self) -> None:
+        """The confirmation's verdict and table, and every level whose measurement was
+        flagged, with genai-bench's and the server's figures."""
+        trials = sorted(self.trials.values(), key=lambda t: t.number)
+        verdict = judge(trials, self.spec)
+        ui.label("Confirmation").classes("text-lg font-semibold")
+        if verdict is None:
+            ui.label("No confirmation runs (yet): the best trial stands on one measurement.") \
+                .classes("text-gray-600")
+        else:
+            _verdict_table(verdict)
+        flagged = [(trial, level, flag, text) for trial in trials for level in trial.levels
+                   for flag, text in level.flags().items()]
+        if flagged:
+            ui.label(f"Measurement warnings ({len(flagged)})").classes("font-semibold")
+            for trial, level, flag, text in flagged:
+                ui.label(f"⚠ trial {trial.number} {level.scenario} c={level.concurrency} "
+                         f"{flag}: {text}").classes("text-sm text-orange-9").mark("warning")
 
     @ui.refreshable_method
     def best_card(self) -> None:
@@ -302,6 +331,8 @@ class _StudyPage:
         if any(e.kind == EventKind.LEVEL_MEASURED for e in events):
             self.chart.options.update(self._chart_options())
             self.chart.update()
+        if any(e.kind in _CHECK_EVENTS for e in events):
+            self.checks_card.refresh()
         self._sync_title()
         self._sync_progress()
         self._sync_dashboard()
@@ -412,6 +443,31 @@ class _StudyPage:
             ui.notify(str(e), type="negative")
             return
         ui.download.content(best.text.encode(), best.filename, best.media_type)
+
+
+_CHECK_EVENTS = (EventKind.LEVEL_MEASURED, EventKind.TRIAL_FINISHED, EventKind.CONFIRMATION)
+
+
+def _verdict_table(verdict: Verdict) -> None:
+    """The verdict's reason over one row per confirmed configuration: runs, and the score's
+    mean with its 95 % interval (and the method that gave it)."""
+    ui.label(f"Verdict: {verdict.reason}").mark("verdict")
+    columns = [{"name": n, "label": label, "field": n, "align": "left"} for n, label in
+               (("number", "#"), ("gpus", "GPUs"), ("runs", "Runs"),
+                ("score", "Score: mean [95 % interval]"), ("verdict", "Verdict"))]
+    rows = []
+    for c in verdict.candidates:
+        score = c.metrics.get("score")
+        mark = "winner" if c.trial_id == verdict.winner else \
+            "tie" if c.trial_id in verdict.tied else ""
+        rows.append({
+            "number": c.number, "gpus": c.gpus,
+            "runs": (score.n if score else 0) + c.failed_runs,
+            "score": "" if score is None else
+            f"{_fmt(score.mean)} [{_fmt(score.low)}, {_fmt(score.high)}] ({score.method})",
+            "verdict": f"{c.failed_runs} run(s) failed" if c.failed_runs else mark})
+    ui.table(columns=columns, rows=rows, row_key="number").props("flat bordered dense") \
+        .classes("w-full").mark("confirmation")
 
 
 def _squeeze(scenario: str) -> str:

@@ -8,12 +8,13 @@ from typing import Any
 
 import yaml
 
+from tuner import serverargs
 from tuner.backends import BACKENDS
 from tuner.exceptions import SpecError
 from tuner.spec import SEARCH_ALGORITHMS, StudySpec, spec_from_dict
 
-__all__ = ["ALGORITHMS", "KINDS", "QUICKSTART", "SLO_FIELDS", "SpecForm", "as_text",
-           "quickstart_text"]
+__all__ = ["ALGORITHMS", "FLAG_NAMES", "KINDS", "QUICKSTART", "SLO_FIELDS", "SpecForm",
+           "as_text", "quickstart_text"]
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"
 
@@ -34,7 +35,12 @@ _FALLBACK: dict[str, Any] = {
 KINDS = sorted(BACKENDS)
 ALGORITHMS = list(SEARCH_ALGORITHMS)
 
-SLO_FIELDS = {"ttft_p99_ms": "TTFT p99 ≤ (ms)", "tpot_p99_ms": "TPOT p99 ≤ (ms)",
+# What the flag field completes: every flag of SGLang's table (the twin's version) a spec
+# may set.
+FLAG_NAMES = sorted(set(serverargs.table().flags) - serverargs.MANAGED)
+
+SLO_FIELDS = {"ttft_p99_ms": "TTFT p99 ≤ (ms)", "tpot_p90_ms": "TPOT p90 ≤ (ms)",
+              "tpot_p99_ms": "TPOT p99 ≤ (ms)",
                "e2e_p99_ms": "E2E p99 ≤ (ms)", "error_rate": "Error rate ≤"}
 
 

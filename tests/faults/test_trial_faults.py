@@ -61,7 +61,7 @@ def test_http_500s_make_the_trial_miss_the_slo_with_the_reason_in_its_row(
         assert trial.score is None, trial
         assert trial.reason == SLO_VIOLATED, trial
         assert "error_rate" in (trial.message or ""), trial
-        assert trial.levels and trial.levels[0]["error_rate"] > 0.01
+        assert trial.levels and trial.levels[0].error_rate > 0.01
     assert tagged({study_id}) == []
 
 

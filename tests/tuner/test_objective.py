@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuner import objective
-from tuner.bench.metrics import LevelMetrics
+from tuner.bench.metrics import Histogram, LevelMetrics, ServerView
 from tuner.spec import ObjectiveSpec
 
 
@@ -21,7 +21,7 @@ def test_goodput_is_best_throughput_meeting_every_bound() -> None:
     spec = ObjectiveSpec(slo={"tpot_p99_ms": 50})
     levels = [level(4, 100, 0.02), level(16, 300, 0.04), level(64, 900, 0.09)]
     assert objective.score(levels, spec, gpus=2) == 300
-    assert objective.best_level([lv.model_dump() for lv in levels], spec)["concurrency"] == 16
+    assert objective.best_level(levels, spec).concurrency == 16  # type: ignore[union-attr]
     assert objective.violations(levels[2], spec) == ["tpot_p99_ms 90 > 50"]
     per_gpu = ObjectiveSpec(slo={"tpot_p99_ms": 50}, per_gpu=True)
     assert objective.score(levels, per_gpu, gpus=2) == 150
@@ -47,3 +47,29 @@ def test_time_scale_is_undone() -> None:
          "mean_output_throughput_tokens_per_s": 400.0, "stats": {"ttft": {"p99": 0.05}}},
         time_scale=4.0)
     assert scaled.output_throughput == 100.0 and scaled.ttft_p99_ms == 200.0
+
+
+def test_the_source_decides_whose_figures_score() -> None:
+    # genai-bench saw 300 tok/s and a TTFT p99 of 900 ms; the server (4 users, 1 s per
+    # request of 100 tokens) served 400 tok/s with every TTFT under 100 ms.
+    measured = LevelMetrics.from_genai_bench({
+        "scenario": "D(1,1)", "num_concurrency": 4, "num_requests": 100,
+        "num_completed_requests": 100, "mean_output_throughput_tokens_per_s": 300,
+        "run_duration": 10.0, "stats": {"ttft": {"mean": 0.5, "p99": 0.9}},
+    }).with_server(ServerView(
+        requests=100, prompt_tokens=100, generation_tokens=10_000,
+        ttft=Histogram(bounds=[0.1], counts=[100], count=100, sum=2.0),
+        e2e=Histogram(bounds=[1.0], counts=[100], count=100, sum=100.0)))
+    assert measured.client_bound is not None
+    slo = {"ttft_p99_ms": 500}
+    server, client, strict = (ObjectiveSpec(slo=slo, source=s)
+                              for s in ("server", "client", "strict"))
+    assert objective.score([measured], server, gpus=1) == 400.0
+    assert objective.score([measured], client, gpus=1) is None  # 900 ms > 500
+    loose = {"ttft_p99_ms": 1000}
+    assert objective.score([measured], ObjectiveSpec(slo=loose, source="client"), gpus=1) == 300
+    assert objective.score([measured], ObjectiveSpec(slo=loose, source="strict"), gpus=1) is None
+    assert any(v.startswith("client_bound") for v in objective.violations(measured, strict))
+    strict_loose = ObjectiveSpec(slo=loose, source="strict")
+    assert (objective.slo_excess([measured], strict_loose) or 0) > 0  # learned as infeasible
+    assert ObjectiveSpec().source == "server"

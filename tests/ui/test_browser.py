@@ -71,14 +71,14 @@ def test_quickstart_through_the_form(service: LiveService, browser: object,
         driver.get(f"{service.base}/ui/new")
         name = wait.until(ec.presence_of_element_located((By.ID, "study-name")))
         assert name.get_attribute("value") == "quickstart"
-        max_trials = driver.find_element(By.ID, "max-trials")
-        max_trials.send_keys(Keys.CONTROL, "a")
-        max_trials.send_keys("2", Keys.TAB)
+        concurrency = driver.find_element(By.ID, "concurrency")
+        concurrency.send_keys(Keys.CONTROL, "a")
+        concurrency.send_keys("8", Keys.TAB)
         driver.find_element(By.XPATH, "//button[contains(., 'Submit study')]").click()
         wait.until(ec.url_contains("/ui/study/quickstart-"))
         study_id = driver.current_url.rsplit("/", 1)[-1]
         study = httpx.get(f"{service.base}/api/studies/{study_id}").json()
-        assert study["spec"]["search"]["max_trials"] == 2
+        assert study["spec"]["workload"]["concurrency"] == [8]
 
         # the trials table fills in from the live events, without a reload
         WebDriverWait(driver, 240).until(ec.presence_of_element_located(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from tuner.bench import _prometheus
 from tuner.bench.metrics import LevelMetrics
 from tuner.exceptions import BenchmarkError, ServerExitedError
 
@@ -116,6 +117,10 @@ def run(
 ) -> LevelMetrics:
     """Benchmark one level and return its metrics in real-time units.
 
+    The server's ``/metrics`` are read just before and after genai-bench runs, and what the
+    server counted is attached to the level as its own view
+    (:meth:`LevelMetrics.with_server`), when the server has metrics.
+
     A level where every request failed is returned with an error rate of 1, not raised: the
     server answered, it just could not serve (the SLO check then rejects the level).
 
@@ -146,6 +151,7 @@ def run(
         "TOKENIZERS_PARALLELISM": "false",
     }
     logger.debug("genai-bench: %s", argv)
+    before = _prometheus.scrape(server.endpoint)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv,
@@ -177,11 +183,17 @@ def run(
     results = sorted(result_dir.glob(f"*_num_concurrency_{concurrency}_time_*s.json"))
     if results:
         data = json.loads(results[-1].read_text())
-        return LevelMetrics.from_genai_bench(
+        level = LevelMetrics.from_genai_bench(
             data["aggregated_metrics"],
             time_unit=data.get("_time_unit", "s"),
             time_scale=server.time_scale,
         )
+        after = _prometheus.scrape(server.endpoint) if before is not None else None
+        view = None
+        if before is not None and after is not None:
+            wall_s = level.duration_s / server.time_scale
+            view = _prometheus.server_view(before, after, wall_s=wall_s)
+        return level if view is None else level.with_server(view)
     failed = sorted(result_dir.glob("debug_for_run_*.json"))
     if failed:
         return _all_failed(json.loads(failed[-1].read_text()), scenario, concurrency)

@@ -17,7 +17,14 @@ from tuner.store import Store, StudyRecord, TrialRecord, TrialState
 if TYPE_CHECKING:
     from tuner.search import Verdict
 
-__all__ = ["LiveView", "confirmation_table", "pareto_table", "studies_table", "trials_table"]
+__all__ = [
+    "LiveView",
+    "confirmation_table",
+    "measurement_warnings",
+    "pareto_table",
+    "studies_table",
+    "trials_table",
+]
 
 _STATE_STYLE = {
     TrialState.COMPLETED: "green",
@@ -41,11 +48,12 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
     table.add_column("#", justify="right")
     for name in names:
         table.add_column(name)
-    for column in ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "node", "reason"):
-        table.add_column(column, justify="left" if column in ("node", "reason") else "right")
+    columns = ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "flags", "node", "reason")
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[-3:] else "right")
     numbers = {t.trial_id: t.number for t in trials}
     for trial in trials:
-        level = objective.best_level(trial.levels, spec.objective) or {}
+        level = objective.best_level(trial.levels, spec.objective)
         mark = " *" if trial.trial_id == best_id else ""
         reason = trial.reason or ""
         if trial.confirms is not None:
@@ -57,20 +65,45 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
             *[str(trial.params.get(n, "")) for n in names],
             f"[{_STATE_STYLE[trial.state]}]{trial.state.value}[/]",
             f"{trial.score:.1f}" if trial.score is not None else "-",
-            str(level.get("concurrency", "-")),
-            _num(level.get("ttft_p99_ms")),
-            _num(level.get("tpot_p99_ms")),
+            str(level.concurrency) if level else "-",
+            _num(level.ttft_p99_ms if level else None),
+            _num(level.tpot_p99_ms if level else None),
+            _flags(trial),
             trial.node_ip or "-",
             reason + (f": {trial.message[:60]}" if trial.message else ""),
         )
     return table
 
 
+def _flags(trial: TrialRecord) -> str:
+    """``client_bound x2, host_overloaded``: the trial's flagged levels, by flag."""
+    counts = trial.flag_counts()
+    return ", ".join(f"{flag} x{n}" if n > 1 else flag for flag, n in counts.items())
+
+
+def measurement_warnings(trials: list[TrialRecord]) -> list[str]:
+    """One line per flag raised: the trial, the level and both figures."""
+    return [
+        f"trial {trial.number} {level.scenario} c={level.concurrency} {flag}: {text}"
+        for trial in trials
+        for level in trial.levels
+        for flag, text in level.flags().items()
+    ]
+
+
 def confirmation_table(spec: StudySpec, verdict: Verdict) -> Table:
     """One row per confirmed configuration: runs, and mean with 95 % interval per metric."""
     names = ["score", objective.metric_name(spec.objective), *spec.objective.slo.bounds()]
     names = [n for n in dict.fromkeys(names) if n != "error_rate"]
-    table = Table(title="confirmation (mean and 95 % interval over runs)", title_justify="left")
+    methods = {e.method for c in verdict.candidates for name, e in c.metrics.items()
+               if name in names and e.n > 1}
+    method = " and ".join(sorted(methods)) or "single runs"
+    table = Table(
+        title=f"confirmation: mean and 95 % interval over runs ({method})",
+        caption="log-t: Student's t on the logarithms (stays positive); "
+        "t>=0: Student's t clipped at 0",
+        title_justify="left",
+    )
     for column in ("#", "gpus", "runs", *names, "verdict"):
         table.add_column(column, justify="left" if column == "verdict" else "right")
     for c in verdict.candidates:

@@ -14,7 +14,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 from tuner import objective
 from tuner.spec import StudySpec
@@ -63,21 +63,37 @@ def _t95(df: float) -> float:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A metric over repeated runs: mean and 95 % confidence interval (``low``, ``high``)."""
+    """A metric over repeated runs: mean and 95 % confidence interval (``low``, ``high``).
+
+    Every metric confirmed is a throughput, a latency or a rate: never negative. The interval
+    is Student's t on the logarithms when every value is positive (``method`` ``log-t``: it
+    is multiplicative, so it cannot reach zero), else Student's t on the values clipped at
+    zero (``t>=0``). ``stdev`` is the values' own, which the Welch test uses.
+    """
 
     mean: float
     low: float
     high: float
     n: int
     stdev: float
+    method: str = "log-t"
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Estimate:
         """The estimate from a sample (a single value has no spread to estimate: CI = mean)."""
-        mean = statistics.fmean(values)
-        stdev = statistics.stdev(values) if len(values) > 1 else 0.0
-        half = _t95(len(values) - 1) * stdev / math.sqrt(len(values)) if len(values) > 1 else 0
-        return cls(mean=mean, low=mean - half, high=mean + half, n=len(values), stdev=stdev)
+        n, mean = len(values), statistics.fmean(values)
+        stdev = statistics.stdev(values) if n > 1 else 0.0
+        if n < 2:
+            return cls(mean=mean, low=mean, high=mean, n=n, stdev=stdev)
+        t = _t95(n - 1)
+        if all(v > 0 for v in values):
+            logs = [math.log(v) for v in values]
+            centre, half = statistics.fmean(logs), t * statistics.stdev(logs) / math.sqrt(n)
+            return cls(mean=mean, low=math.exp(centre - half), high=math.exp(centre + half),
+                       n=n, stdev=stdev)
+        half = t * stdev / math.sqrt(n)
+        return cls(mean=mean, low=max(0.0, mean - half), high=mean + half, n=n, stdev=stdev,
+                   method="t>=0")
 
 
 @dataclass(frozen=True)
@@ -139,12 +155,14 @@ def top_trials(trials: Sequence[TrialRecord], spec: StudySpec) -> list[TrialReco
 def _run_metrics(trial: TrialRecord, spec: StudySpec) -> dict[str, float] | None:
     if trial.score is None or trial.state == TrialState.FAILED:
         return None
-    level = objective.best_level(trial.levels, spec.objective) or {}
+    out = {"score": float(trial.score)}
+    level = objective.best_level(trial.levels, spec.objective)
+    if level is None:
+        return out
     names = [objective.metric_name(spec.objective), *spec.objective.slo.bounds()]
     if spec.objective.pareto:
         names.append(spec.objective.pareto)
-    out = {"score": float(trial.score)}
-    out.update({name: cast(float, level[name]) for name in names if name in level})
+    out.update({name: float(getattr(level, name)) for name in names})
     return out
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind
 
 __all__ = [
@@ -79,7 +80,7 @@ class TrialRecord(_Record):
     Attributes:
         number: 1-based order of creation within the study.
         params: the sampled flags (the spec's fixed flags are not repeated).
-        levels: one dict of :class:`~tuner.bench.metrics.LevelMetrics` fields per measured level.
+        levels: what each measured level gave, in the order measured.
         score: the objective's value; None when no level met the SLO or the trial failed.
         reason: failure or stop class (oom, startup, crash, timeout, benchmark, stopped, ...).
         timings: seconds spent deploying (``deploy_s``) and benchmarking (``bench_s``).
@@ -98,13 +99,21 @@ class TrialRecord(_Record):
     score: float | None = None
     reason: TrialReason | None = None
     message: str | None = None
-    levels: list[dict[str, Any]] = []
+    levels: list[LevelMetrics] = []
     timings: dict[str, float] = {}
     started_at: float | None = None
     ended_at: float | None = None
     confirms: str | None = None
     node_id: str | None = None
     node_ip: str | None = None
+
+    def flag_counts(self) -> dict[str, int]:
+        """How many of its levels raised each measurement flag (``client_bound``...)."""
+        counts: dict[str, int] = {}
+        for level in self.levels:
+            for flag in level.flags():
+                counts[flag] = counts.get(flag, 0) + 1
+        return counts
 
 
 class StudyRecord(_Record):

@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind
 from tuner.exceptions import (
     DuplicateStudyError,
@@ -32,6 +35,9 @@ from tuner.store._records import (
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
 SCHEMA_VERSION = 3
+# Levels are stored as JSON objects of LevelMetrics fields; fields added later have defaults,
+# so rows written before them still read.
+_LEVELS = TypeAdapter(list[LevelMetrics])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -316,7 +322,9 @@ class Store:
                     record.score,
                     record.reason,
                     record.message,
-                    json.dumps(record.levels),
+                    # validated again: ``model_copy(update=...)`` does not validate, so a
+                    # caller's dicts would otherwise reach the file unchecked
+                    _LEVELS.dump_json(_LEVELS.validate_python(record.levels)).decode(),
                     json.dumps(record.timings),
                     record.started_at,
                     record.ended_at,
@@ -467,7 +475,7 @@ def _trial(row: sqlite3.Row) -> TrialRecord:
         score=row["score"],
         reason=_reason(row["reason"]),
         message=row["message"],
-        levels=json.loads(row["levels"]),
+        levels=_LEVELS.validate_json(row["levels"]),
         timings=json.loads(row["timings"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],

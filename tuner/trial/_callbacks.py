@@ -17,6 +17,7 @@ from ray.tune.experiment import Trial
 
 from tuner._nodes import node_answers, node_units, sweep_everywhere, teardown_on
 from tuner.backends.base import Backend, deployment_name
+from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind, LevelMeasured, TrialAnnounced, TrialFailed, TrialFinished
 from tuner.store import Store, TrialReason, TrialRecord, TrialState
 
@@ -176,7 +177,8 @@ class StoreCallback(Callback):
         }
         levels = result.get("levels") or {}
         if levels:
-            update["levels"] = [*record.levels, *levels.values()]
+            new = [LevelMetrics.model_validate(level) for level in levels.values()]
+            update["levels"] = [*record.levels, *new]
         if "score" in result:
             update["score"] = result["score"]
         for scenario, level in levels.items():

@@ -125,3 +125,14 @@ def test_an_erratic_cheaper_config_does_not_replace_a_steady_better_one() -> Non
     verdict = judge(trials, SPEC)
     assert verdict is not None and verdict.tie and verdict.winner == "steady"
     assert "kept trial 1" in verdict.reason
+
+
+def test_intervals_of_noisy_latencies_stay_positive_and_name_their_method() -> None:
+    # A TTFT p99 over three runs that spread from 20 ms to 900 ms: a symmetric t-interval
+    # would reach far below zero.
+    ttft = Estimate.of([20.0, 900.0, 100.0])
+    assert ttft.method == "log-t" and 0 < ttft.low < 20.0 < 900.0 < ttft.high
+    assert ttft.mean == 340.0 and ttft.stdev > 400  # the Welch test still sees the raw spread
+    errors = Estimate.of([0.0, 0.02, 0.0])  # a zero has no logarithm: t clipped at 0
+    assert errors.method == "t>=0" and errors.low == 0.0 < errors.high
+    assert Estimate.of([5.0]).low == Estimate.of([5.0]).high == 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -19,6 +20,13 @@ from tuner.exceptions import (
 from tuner.store import StudyState, TrialReason, TrialRecord, TrialState, open_store, this_driver
 from tuner.store._driver import LEASE_S, _identity
 
+# A level as every version so far has stored it: genai-bench's figures, nothing newer.
+LEVEL = {"scenario": "D(8,8)", "concurrency": 4, "num_requests": 10, "num_completed": 10,
+         "num_errors": 0, "error_rate": 0.0, "duration_s": 1.0, "output_throughput": 80.0,
+         "input_throughput": 80.0, "total_throughput": 160.0, "requests_per_second": 10.0,
+         **{f"{m}_{p}_ms": 1.0 for m in ("ttft", "tpot", "e2e")
+            for p in ("mean", "p50", "p90", "p95", "p99")}}
+
 
 def test_round_trip_and_counts(tmp_path: Path) -> None:
     store = open_store(tmp_path / "a.db")
@@ -29,7 +37,7 @@ def test_round_trip_and_counts(tmp_path: Path) -> None:
     for number, state in enumerate([TrialState.COMPLETED, TrialState.RUNNING], start=1):
         store.upsert_trial(TrialRecord(study_id="s-1", trial_id=f"t{number}", number=number,
                                        params={"tp_size": number}, state=state, gpus=number,
-                                       levels=[{"concurrency": 4}], score=10.0 * number))
+                                       levels=[LEVEL], score=10.0 * number))
     study = store.get_study("s-1")
     assert (study.state, study.n_trials, study.n_finished) == (StudyState.RUNNING, 2, 1)
     assert study.started_at is not None and study.ended_at is None
@@ -157,3 +165,16 @@ def test_a_schema_2_store_is_upgraded(tmp_path: Path) -> None:
     store = open_store(path)
     assert store.get_study("s-1").state == StudyState.INTERRUPTED  # its driver is long gone
     assert store.list_trials("s-1")[0].reason == TrialReason.CRASHED
+
+
+def test_levels_stored_before_the_server_view_read_as_typed_levels(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "a.db")
+    store.create_study("s-1", "s", {})
+    store.upsert_trial(TrialRecord(study_id="s-1", trial_id="t1", number=1, params={},
+                                   state=TrialState.RUNNING, gpus=1))
+    db = sqlite3.connect(tmp_path / "a.db")  # the row as an older version wrote it
+    db.execute("UPDATE trials SET levels=? WHERE trial_id='t1'", (json.dumps([LEVEL]),))
+    db.commit()
+    db.close()
+    (level,) = store.get_trial("s-1", "t1").levels  # type: ignore[union-attr]
+    assert level.output_throughput == 80.0 and level.server is None and level.flags() == {}
