@@ -144,14 +144,13 @@ HAND_MADE: list[Any] = [
 ]
 
 
+@pytest.mark.timeout(30)  # a body the API walks instead of refusing runs out of time
 @pytest.mark.parametrize(("content", "content_type", "status", "path"), HAND_MADE)
 def test_hand_made_inputs_are_4xx_naming_the_field(secured: TestClient, content: bytes,
                                                    content_type: str, status: int,
                                                    path: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}
-    started = time.monotonic()
     response = secured.post("/api/studies", content=content, headers=headers)
-    assert time.monotonic() - started < 5.0
     assert response.status_code == status, response.text[:500]
     error = response.json()
     assert error["message"]

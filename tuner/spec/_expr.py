@@ -14,6 +14,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuner._bounded import first_bound_passed
+
 __all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "Expression", "ExpressionError"]
 
 # Real constraints are one line with a handful of terms; these bounds are 10x what any
@@ -160,27 +162,21 @@ def _is_number(value: object) -> bool:
 
 
 def _check_size(tree: ast.AST, text: str) -> None:
-    """Refuse trees too big or too deep, without recursing (the walk below is iterative)."""
-    stack = [(tree, 1)]
-    nodes = 0
-    while stack:
-        node, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise ValueError(
-                f"'{_short(text)}' has more than {MAX_NODES} terms; split it into several "
-                "constraints"
-            )
-        if depth > MAX_DEPTH:
-            raise ValueError(
-                f"'{_short(text)}' nests deeper than {MAX_DEPTH} levels; simplify it"
-            )
-        # Only expressions count: operators and contexts are part of their parent's term.
-        stack.extend(
-            (child, depth + 1)
-            for child in ast.iter_child_nodes(node)
-            if isinstance(child, ast.expr)
+    """Refuse trees too big or too deep (walked iteratively, never recursively)."""
+    # Only expressions count: operators and contexts are part of their parent's term.
+    passed = first_bound_passed(
+        tree,
+        lambda node: (c for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr)),
+        max_nodes=MAX_NODES,
+        max_depth=MAX_DEPTH,
+    )
+    if passed == "nodes":
+        raise ValueError(
+            f"'{_short(text)}' has more than {MAX_NODES} terms; split it into several "
+            "constraints"
         )
+    if passed == "depth":
+        raise ValueError(f"'{_short(text)}' nests deeper than {MAX_DEPTH} levels; simplify it")
 
 
 def _short(text: str) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pydantic
 import yaml
 
+from tuner._bounded import first_bound_passed
 from tuner._hints import did_you_mean
 from tuner.exceptions import SpecError
 from tuner.spec._study import StudySpec
@@ -61,28 +63,28 @@ _MAX_DEPTH = 20
 
 
 def _check_shape(data: Any, source: str) -> None:
-    """Refuse data with more values or deeper nesting than a spec can have, walking it
-    iteratively (visits are counted, so an alias repeated or cycling counts each time)."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    seen = 0
-    while stack:
-        value, depth = stack.pop()
-        seen += 1
-        if seen > _MAX_VALUES:
-            raise SpecError(
-                f"{source} has more than {_MAX_VALUES:,} values (or YAML aliases that repeat "
-                "themselves); a study spec is far smaller: write the values out",
-                [("spec", f"more than {_MAX_VALUES:,} values")],
-            )
-        if depth > _MAX_DEPTH:
-            raise SpecError(
-                f"{source} nests deeper than {_MAX_DEPTH} levels; a study spec is far flatter",
-                [("spec", f"nested deeper than {_MAX_DEPTH} levels")],
-            )
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend((v, depth + 1) for v in value)
+    """Refuse data with more values or deeper nesting than a spec can have (visits are
+    counted, so an alias repeated or cycling counts each time)."""
+    passed = first_bound_passed(data, _members, max_nodes=_MAX_VALUES, max_depth=_MAX_DEPTH)
+    if passed == "nodes":
+        raise SpecError(
+            f"{source} has more than {_MAX_VALUES:,} values (or YAML aliases that repeat "
+            "themselves); a study spec is far smaller: write the values out",
+            [("spec", f"more than {_MAX_VALUES:,} values")],
+        )
+    if passed == "depth":
+        raise SpecError(
+            f"{source} nests deeper than {_MAX_DEPTH} levels; a study spec is far flatter",
+            [("spec", f"nested deeper than {_MAX_DEPTH} levels")],
+        )
+
+
+def _members(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        return value.values()
+    if isinstance(value, list | tuple):
+        return value
+    return ()
 
 
 def _tidy(raw: list[Any]) -> list[tuple[str, str]]:

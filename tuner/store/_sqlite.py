@@ -11,9 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind
 from tuner.exceptions import (
     DuplicateStudyError,
@@ -27,37 +24,21 @@ from tuner.store._records import (
     EventRecord,
     StudyRecord,
     StudyState,
-    TrialReason,
     TrialRecord,
     TrialState,
 )
+from tuner.store._schema import (
+    LEVELS,
+    LIVE_TRIAL,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STUDY_QUERY,
+    study_from_row,
+    trial_from_row,
+    upgrade,
+)
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
-
-SCHEMA_VERSION = 3
-# Levels are stored as JSON objects of LevelMetrics fields; fields added later have defaults,
-# so rows written before them still read.
-_LEVELS = TypeAdapter(list[LevelMetrics])
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS studies (
-    study_id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,
-    created_at REAL NOT NULL, started_at REAL, ended_at REAL, message TEXT, best_trial_id TEXT,
-    driver TEXT, heartbeat_at REAL);
-CREATE TABLE IF NOT EXISTS trials (
-    study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
-    trial_id TEXT NOT NULL, number INTEGER NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL,
-    gpus INTEGER NOT NULL, score REAL, reason TEXT, message TEXT, levels TEXT NOT NULL,
-    timings TEXT NOT NULL, started_at REAL, ended_at REAL, confirms TEXT, node_id TEXT,
-    node_ip TEXT, PRIMARY KEY (study_id, trial_id));
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_id TEXT NOT NULL REFERENCES studies(study_id) ON DELETE CASCADE,
-    at REAL NOT NULL, kind TEXT NOT NULL, trial_id TEXT, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_study ON events (study_id, seq);
-"""
-
 
 def open_store(path: str | Path) -> Store:
     """Open (creating if needed) the store at ``path``.
@@ -82,7 +63,7 @@ class Store:
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db().executescript(_SCHEMA)
+            self._db().executescript(SCHEMA)
         except sqlite3.Error as e:
             raise StoreError(f"cannot set up store {path}: {e}; check the file") from e
         with self._tx() as db:
@@ -95,7 +76,7 @@ class Store:
                     "upgrade autotuner or use another --store"
                 )
             elif int(row[0]) < SCHEMA_VERSION:
-                _upgrade(db, int(row[0]))
+                upgrade(db, int(row[0]))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}
@@ -265,17 +246,17 @@ class Store:
         Raises:
             StudyNotFoundError: there is none.
         """
-        row = self._db().execute(_STUDY_QUERY + " WHERE s.study_id=?", (study_id,)).fetchone()
+        row = self._db().execute(STUDY_QUERY + " WHERE s.study_id=?", (study_id,)).fetchone()
         if row is None:
             raise StudyNotFoundError(
                 f"no study '{study_id}' in {self.path}; `autotuner list` shows the studies"
             )
-        return _study(row)
+        return study_from_row(row)
 
     def list_studies(self) -> list[StudyRecord]:
         """Every study, newest first."""
-        rows = self._db().execute(_STUDY_QUERY + " ORDER BY s.created_at DESC").fetchall()
-        return [_study(row) for row in rows]
+        rows = self._db().execute(STUDY_QUERY + " ORDER BY s.created_at DESC").fetchall()
+        return [study_from_row(row) for row in rows]
 
     def delete_study(self, study_id: str) -> None:
         """Remove a study with its trials and events.
@@ -324,7 +305,7 @@ class Store:
                     record.message,
                     # validated again: ``model_copy(update=...)`` does not validate, so a
                     # caller's dicts would otherwise reach the file unchecked
-                    _LEVELS.dump_json(_LEVELS.validate_python(record.levels)).decode(),
+                    LEVELS.dump_json(LEVELS.validate_python(record.levels)).decode(),
                     json.dumps(record.timings),
                     record.started_at,
                     record.ended_at,
@@ -364,7 +345,7 @@ class Store:
             .execute("SELECT * FROM trials WHERE study_id=? AND trial_id=?", (study_id, trial_id))
             .fetchone()
         )
-        return _trial(row) if row else None
+        return trial_from_row(row) if row else None
 
     def list_trials(self, study_id: str) -> list[TrialRecord]:
         """A study's trials in creation order; those a gone driver ran read as interrupted."""
@@ -372,13 +353,13 @@ class Store:
         rows = db.execute(
             "SELECT * FROM trials WHERE study_id=? ORDER BY number", (study_id,)
         ).fetchall()
-        trials = [_trial(row) for row in rows]
-        if any(t.state in _LIVE_TRIAL for t in trials):
-            study = db.execute(_STUDY_QUERY + " WHERE s.study_id=?", (study_id,)).fetchone()
-            if study is not None and _study(study).state == StudyState.INTERRUPTED:
+        trials = [trial_from_row(row) for row in rows]
+        if any(t.state in LIVE_TRIAL for t in trials):
+            study = db.execute(STUDY_QUERY + " WHERE s.study_id=?", (study_id,)).fetchone()
+            if study is not None and study_from_row(study).state == StudyState.INTERRUPTED:
                 trials = [
                     t.model_copy(update={"state": TrialState.INTERRUPTED})
-                    if t.state in _LIVE_TRIAL
+                    if t.state in LIVE_TRIAL
                     else t
                     for t in trials
                 ]
@@ -431,77 +412,3 @@ class Store:
             )
             for r in rows
         ]
-
-
-_STUDY_QUERY = (
-    "SELECT s.*, (SELECT count(*) FROM trials t WHERE t.study_id=s.study_id) AS n_trials, "
-    "(SELECT count(*) FROM trials t WHERE t.study_id=s.study_id "
-    "AND t.state IN ('completed','stopped','failed')) AS n_finished FROM studies s"
-)
-
-
-_LIVE_TRIAL = (TrialState.PENDING, TrialState.RUNNING)
-
-
-def _study(row: sqlite3.Row) -> StudyRecord:
-    state = StudyState(row["state"])
-    if state == StudyState.RUNNING and not driver_alive(row["driver"], row["heartbeat_at"]):
-        state = StudyState.INTERRUPTED
-    return StudyRecord(
-        study_id=row["study_id"],
-        name=row["name"],
-        spec=json.loads(row["spec"]),
-        state=state,
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        message=row["message"],
-        best_trial_id=row["best_trial_id"],
-        driver=row["driver"],
-        heartbeat_at=row["heartbeat_at"],
-        n_trials=row["n_trials"],
-        n_finished=row["n_finished"],
-    )
-
-
-def _trial(row: sqlite3.Row) -> TrialRecord:
-    return TrialRecord(
-        study_id=row["study_id"],
-        trial_id=row["trial_id"],
-        number=row["number"],
-        params=json.loads(row["params"]),
-        state=TrialState(row["state"]),
-        gpus=row["gpus"],
-        score=row["score"],
-        reason=_reason(row["reason"]),
-        message=row["message"],
-        levels=_LEVELS.validate_json(row["levels"]),
-        timings=json.loads(row["timings"]),
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        confirms=row["confirms"],
-        node_id=row["node_id"],
-        node_ip=row["node_ip"],
-    )
-
-
-def _reason(text: str | None) -> TrialReason | None:
-    if text is None:
-        return None
-    return TrialReason(_OLD_REASONS.get(text, text))
-
-
-# Reasons stores of schema 2 wrote under another name.
-_OLD_REASONS = {"crash": TrialReason.CRASHED.value}
-
-
-def _upgrade(db: sqlite3.Connection, version: int) -> None:
-    """Bring an older store up to ``SCHEMA_VERSION``, in place; changes are only additive."""
-    if version < 2:  # 2: trials.confirms marks confirmation runs
-        db.execute("ALTER TABLE trials ADD COLUMN confirms TEXT")
-    if version < 3:  # 3: the driver's lease on a running study; the node a trial ran on
-        db.execute("ALTER TABLE studies ADD COLUMN driver TEXT")
-        db.execute("ALTER TABLE studies ADD COLUMN heartbeat_at REAL")
-        db.execute("ALTER TABLE trials ADD COLUMN node_id TEXT")
-        db.execute("ALTER TABLE trials ADD COLUMN node_ip TEXT")
-    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))

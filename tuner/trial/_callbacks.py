@@ -72,6 +72,11 @@ class StoreCallback(Callback):
         self._stuck = stuck if stuck is not None else {}
         self._pending_timeout_s = pending_timeout_s
         self._pending_since: dict[str, float] = {}
+        # Scores of the trials that may be best, read from the store once (a resumed study's
+        # finished trials are in it), then kept up to date here: one result must not cost a
+        # read of every trial.
+        self._scores: dict[str, float] | None = None
+        self._best: str | None = None
 
     def _record(self, trial: Trial) -> TrialRecord | None:
         """The stored trial, created (and announced) on first sight; None once finished."""
@@ -197,8 +202,9 @@ class StoreCallback(Callback):
             return
         if result.get("reason"):  # measured to the end without a score: why, kept for the end
             update.update(reason=TrialReason(result["reason"]), message=result.get("message"))
-        self._store.upsert_trial(record.model_copy(update=update))
-        self._update_best()
+        updated = record.model_copy(update=update)
+        self._store.upsert_trial(updated)
+        self._update_best(updated)
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -283,22 +289,34 @@ class StoreCallback(Callback):
             "message": message,
             "ended_at": time.time(),
         }
-        self._store.upsert_trial(record.model_copy(update=update))
+        failed_record = record.model_copy(update=update)
+        self._store.upsert_trial(failed_record)
         failed: TrialFailed = {"reason": reason.value, "message": message}
         self._store.add_event(self._study_id, EventKind.TRIAL_FAILED, record.trial_id, failed)
+        self._update_best(failed_record)  # a failed trial is no longer a candidate
 
-    def _update_best(self) -> None:
+    def _update_best(self, record: TrialRecord) -> None:
         if self._confirms:  # the confirmation's verdict picks the winner, not one re-run
             return
-        scored = [
-            t
-            for t in self._store.list_trials(self._study_id)
-            if t.score is not None and t.state != TrialState.FAILED and t.confirms is None
-        ]
-        if scored:
-            pick = max if self._mode == "max" else min
-            best = pick(scored, key=lambda t: t.score or 0.0)
-            self._store.set_best(self._study_id, best.trial_id)
+        if self._scores is None:
+            self._scores = {
+                t.trial_id: t.score for t in self._store.list_trials(self._study_id)
+                if _may_be_best(t) and t.score is not None
+            }
+        if _may_be_best(record) and record.score is not None:
+            self._scores[record.trial_id] = record.score
+        else:
+            self._scores.pop(record.trial_id, None)
+        scores = self._scores
+        pick = max if self._mode == "max" else min
+        best = pick(scores, key=scores.__getitem__) if scores else None
+        if best != self._best:
+            self._store.set_best(self._study_id, best)
+            self._best = best
+
+
+def _may_be_best(trial: TrialRecord) -> bool:
+    return trial.state != TrialState.FAILED and trial.confirms is None
 
 
 class TeardownCallback(Callback):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,10 @@ from tuner.exceptions import SpecError
 from tuner.spec import spec_from_dict
 from tuner.spec._expr import Expression, ExpressionError
 from tuner.spec._load import load_spec
+
+# Hostile input must be refused without walking it: a guard that lets it through shows as a
+# test that runs out of time or memory, not as a slow pass (speeds are in benchmarks/).
+pytestmark = pytest.mark.timeout(60)
 
 NAN, INF = float("nan"), float("inf")
 
@@ -29,10 +32,8 @@ def spec_data(**changes: Any) -> dict[str, Any]:
 
 
 def errors_of(data: Any) -> dict[str, str]:
-    started = time.monotonic()
     with pytest.raises(SpecError) as info:
         spec_from_dict(data)
-    assert time.monotonic() - started < 2.0, "refusing a bad spec must be fast"
     return dict(info.value.errors)
 
 
@@ -114,9 +115,7 @@ def test_the_first_points_of_a_huge_grid_come_at_once() -> None:
     # the twin pre-screen takes the first few points of any discrete space
     fine = {"low": 0.5, "high": 0.9, "step": 1e-9}
     spec = spec_from_dict(spec_data(space={"mem_fraction_static": fine, "tp_size": [1, 2]}))
-    started = time.monotonic()
-    first = list(itertools.islice(spec.grid(), 3))
-    assert time.monotonic() - started < 0.5
+    first = list(itertools.islice(spec.grid(), 3))  # lazily: the grid has 4e8 points
     assert first == [{"mem_fraction_static": 0.5, "tp_size": 1},
                      {"mem_fraction_static": 0.5, "tp_size": 2},
                      {"mem_fraction_static": 0.500000001, "tp_size": 1}]
@@ -259,10 +258,8 @@ YAML_BOMBS: list[Any] = [
 def test_yaml_aliases_and_nesting_are_refused(text: str, tmp_path: Any) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(text)
-    started = time.monotonic()
     with pytest.raises(SpecError):
         load_spec(path)
-    assert time.monotonic() - started < 2.0
 
 
 def test_a_cycle_in_data_is_refused() -> None:
