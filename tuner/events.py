@@ -43,6 +43,7 @@ class StudyStarted(TypedDict):
     resumed: bool
     swept: dict[str, list[str]]  # node id -> deployments an earlier driver left, removed
     reruns: list[str]  # trials the dead driver left unfinished, run once more
+    cautions: list[str]  # StudySpec.cautions(): valid, but probably not what was meant
 
 
 class StudyInterrupted(TypedDict):

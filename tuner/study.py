@@ -94,7 +94,8 @@ def run_study(
             raise
         swept = sweep_everywhere(backend)
         reruns = _unfinished(store, study_id) if resume else {}
-        started: StudyStarted = {"resumed": resume, "swept": swept, "reruns": sorted(reruns)}
+        started: StudyStarted = {"resumed": resume, "swept": swept, "reruns": sorted(reruns),
+                                 "cautions": spec.cautions()}
         store.add_event(study_id, EventKind.STUDY_STARTED, data=started)
         message = None
         clock = time.monotonic()

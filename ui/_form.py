@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -294,7 +295,7 @@ class _NewStudyPage:
         if not self.ready:
             return None
         spec, errors = self._current()
-        self._show_errors(errors)
+        self._show_errors(errors, spec.cautions() if spec is not None else [])
         if not quiet:
             if spec is not None:
                 ui.notify("The spec is valid.", type="positive")
@@ -302,7 +303,7 @@ class _NewStudyPage:
                 ui.notify(f"{len(errors)} problem(s); see below the form.", type="warning")
         return spec
 
-    def _show_errors(self, errors: list[tuple[str, str]]) -> None:
+    def _show_errors(self, errors: list[tuple[str, str]], cautions: Sequence[str] = ()) -> None:
         for element in [*self.inputs.values(), *self.row_inputs]:
             element.error = None
         for path, reason in errors:
@@ -313,6 +314,8 @@ class _NewStudyPage:
         with self.summary:
             for path, reason in errors:
                 ui.label(f"{path}: {reason}").classes("text-red-8 text-sm").mark("error")
+            for caution in cautions:
+                ui.label(f"warning: {caution}").classes("text-orange-9 text-sm").mark("caution")
 
     def _input_for(self, path: str) -> Any:
         parts = path.split(".")

@@ -115,7 +115,8 @@ class FakeDriver(Driver):
                 stop: StopToken) -> bool:
         """Run the configs not finished yet; whether the study was stopped."""
         store.add_event(study_id, EventKind.STUDY_STARTED,
-                        data={"resumed": resume, "swept": {}, "reruns": []})
+                        data={"resumed": resume, "swept": {}, "reruns": [],
+                              "cautions": spec.cautions()})
         done = {repr(sorted(t.params.items())) for t in store.list_trials(study_id)
                 if t.state.is_finished() and t.state != TrialState.STOPPED}
         for params in self.configs(spec):

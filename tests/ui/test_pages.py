@@ -115,6 +115,16 @@ async def test_form_shows_errors_inline(user: User) -> None:
     assert concurrency.error is None
 
 
+async def test_form_warns_when_the_twin_models_none_of_the_searched_flags(user: User) -> None:
+    await user.open("/new")
+    await user.should_not_see(marker="caution")
+    user.find(marker="flag-name").clear().type("page_size")
+    user.find(marker="flag-values").clear().type("1, 16")
+    await user.should_see(marker="caution")
+    assert "the twin does not model page_size" in one(user, "caution").text
+    await user.should_not_see(marker="error")  # valid: a warning, not an error
+
+
 async def test_yaml_view(user: User) -> None:
     await user.open("/new")
     user.find(marker="model").clear().type("Qwen2.5-7B-Instruct")

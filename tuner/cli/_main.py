@@ -199,6 +199,8 @@ def _drive(
         f"study [bold]{study_id}[/] ({spec.backend.kind} backend, "
         f"{spec.search.algorithm} search, up to {spec.max_trials} trials)"
     )
+    for caution in spec.cautions():
+        console.print(f"[yellow]warning:[/] {caution}", highlight=False)
     view = LiveView(store, spec, console)
     view.start(study_id)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any, Literal
@@ -181,22 +180,22 @@ class StudySpec(BaseModel):
         self._check_constraints_evaluate()
         if self.search.algorithm == "grid":
             self._check_grid()
-        if self.backend.kind in ("twin", "estimate"):
-            self._warn_if_unmodelled()
         return self
 
-    def _warn_if_unmodelled(self) -> None:
-        """Warn (once per message, Python's default) when the twin simulates none of the
-        searched flags: every trial would measure the same server."""
-        if set(self.space) & serverargs.twin_modelled():
-            return
-        warnings.warn(
-            f"space: the twin does not model {', '.join(sorted(self.space))}, so every trial "
-            f"on backend {self.backend.kind} would measure the same server; search a flag it "
-            "models (the twin column of 'autotuner flags') or use backend local or ome",
-            UserWarning,
-            stacklevel=2,
-        )
+    def cautions(self) -> list[str]:
+        """What is valid but probably not what the user wants, for the front ends to show
+        before the study runs (and the study's start event to keep)."""
+        found = []
+        if self.backend.kind in ("twin", "estimate") and not (
+            set(self.space) & serverargs.twin_modelled()
+        ):
+            found.append(
+                f"space: the twin does not model {', '.join(sorted(self.space))}, so every "
+                f"trial on backend {self.backend.kind} would measure the same server; search "
+                "a flag it models (the twin column of 'autotuner flags') or use backend local "
+                "or ome"
+            )
+        return found
 
     @property
     def sglang_version(self) -> str:
