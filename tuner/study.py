@@ -99,9 +99,12 @@ def run_study(
         store.add_event(study_id, EventKind.STUDY_STARTED, data=started)
         message = None
         clock = time.monotonic()
-        from tuner.trial._tune import StudyRun  # Ray and Tune load only when a study runs
+        # Ray and Tune load only when a study runs
+        from tuner.trial._inprocess import InProcessRun
+        from tuner.trial._tune import StudyRun
 
-        run = StudyRun(spec, backend, store, study_id, workdir, stop)
+        kind = InProcessRun if backend.IN_PROCESS else StudyRun
+        run = kind(spec, backend, store, study_id, workdir, stop)
         with _stop_on_sigint(stop):
             try:
                 run.search(reruns)

@@ -20,8 +20,11 @@ __all__ = ["EstimateBackend"]
 class EstimateBackend(Backend):
     """Deviations: ``deploy`` starts nothing and ``wait_ready`` only runs the twin's start-up
     checks (memory fit, TP split, GPU count), which fail with the same reasons a server would;
-    ``measure`` simulates the level in virtual time. Nothing runs, so teardown has nothing to do.
+    ``measure`` simulates the level in virtual time. Nothing runs, so teardown has nothing to do,
+    and a study climbs these trials in its own process (``IN_PROCESS``).
     """
+
+    IN_PROCESS = True
 
     def _backend(self) -> EstimateBackendSpec:
         assert isinstance(self.spec.backend, EstimateBackendSpec)

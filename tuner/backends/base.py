@@ -78,6 +78,9 @@ class Backend(abc.ABC):
       of the deployments that were still there.
     * ``NODE_LOCAL`` backends keep their servers on the node that deployed them (processes):
       the tuner runs their ``teardown`` and ``sweep`` on that node, or on every node.
+    * ``IN_PROCESS`` backends start nothing and measure in milliseconds (the estimate
+      backend): a study climbs their trials in its own process, a batch at a time, with no
+      Ray trial per config; they must not need a node, a GPU or a teardown.
     * ``exited`` is cheap and certain (a process status, a pod status; never a health probe
       that a loaded server may miss): the trial polls it every few seconds during a level.
     * Failures raise :class:`~tuner.exceptions.BackendError` with a ``reason``
@@ -88,6 +91,7 @@ class Backend(abc.ABC):
         UNSUPPORTED: feature name -> reason, checked against the spec before the first trial.
         GPU_RESOURCE: the Ray resource a trial asks for, one unit per GPU it occupies.
         NODE_LOCAL: whether a server lives on the node whose trial actor deployed it.
+        IN_PROCESS: whether trials run in the study's own process (see above).
         EXPORT_LANGUAGE: the language of what ``export`` returns (``bash``, ``yaml``).
     """
 
@@ -95,6 +99,7 @@ class Backend(abc.ABC):
     UNSUPPORTED: ClassVar[dict[str, str]] = {}
     GPU_RESOURCE: ClassVar[str] = "autotuner_gpu"
     NODE_LOCAL: ClassVar[bool] = False
+    IN_PROCESS: ClassVar[bool] = False
     EXPORT_LANGUAGE: ClassVar[str] = "bash"
 
     def __init__(self, spec: StudySpec, *, study_id: str, workdir: Path) -> None:

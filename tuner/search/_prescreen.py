@@ -19,9 +19,10 @@ from typing import Any
 import optuna
 
 from tuner import backends, objective, serverargs
-from tuner.exceptions import BackendError, NotSupportedError
+from tuner.exceptions import NotSupportedError
 from tuner.search._space import Space, config_key
 from tuner.spec import EstimateBackendSpec, StudySpec
+from tuner.trial._climb import climb
 
 __all__ = ["Prediction", "Prescreen", "prescreen"]
 
@@ -121,7 +122,7 @@ def prescreen(spec: StudySpec, capacity: int, *, workdir: Path | None = None) ->
     )
     _check_model(spec, gpu, capacity)
     space = Space(spec, capacity)
-    predictions = [_predict(backend, spec, config) for config in _candidates(space)]
+    predictions = [_predict(backend, config) for config in _candidates(space)]
     sign = 1.0 if objective.direction(spec.objective) == "max" else -1.0
     predictions.sort(
         key=lambda p: (
@@ -194,21 +195,11 @@ def _candidates(space: Space) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _predict(backend: backends.Backend, spec: StudySpec, config: dict[str, Any]) -> Prediction:
-    server_config = spec.server_config(config)
-    deployment = backend.deploy(server_config, trial_id="prescreen")
-    try:
-        backend.wait_ready(deployment, spec.backend.startup_timeout_s)
-    except BackendError as e:
-        return Prediction(config, failure=e.reason or "startup")
-    ladder = objective.Ladder(spec.workload, spec.objective, spec.gpus_needed(server_config))
-    while rung := ladder.next_rung():
-        ladder.record(
-            [
-                backend.measure(
-                    deployment, scenario=scenario, concurrency=concurrency, out_dir=backend.workdir
-                )
-                for scenario, concurrency in rung
-            ]
-        )
-    return Prediction(config, score=ladder.score, excess=ladder.slo_excess)
+def _predict(backend: backends.Backend, config: dict[str, Any]) -> Prediction:
+    result = climb(backend, config, trial_id="prescreen")
+    return Prediction(
+        config,
+        score=result.score,
+        excess=result.slo_excess,
+        failure=result.reason.value if result.failed and result.reason else None,
+    )

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -279,41 +279,25 @@ class Store:
             FinishedTrialError: the stored trial is finished; finished trials never change.
         """
         with self._tx() as db:
-            row = db.execute(
-                "SELECT state FROM trials WHERE study_id=? AND trial_id=?",
-                (record.study_id, record.trial_id),
-            ).fetchone()
-            if row is not None and TrialState(row["state"]).is_finished():
-                raise FinishedTrialError(
-                    f"trial {record.trial_id} of study '{record.study_id}' is "
-                    f"{row['state']} and cannot change; this is a bug, please report it",
-                    trial_id=record.trial_id,
-                )
-            db.execute(
-                "INSERT OR REPLACE INTO trials (study_id, trial_id, number, params, state, "
-                "gpus, score, reason, message, levels, timings, started_at, ended_at, "
-                "confirms, node_id, node_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.study_id,
-                    record.trial_id,
-                    record.number,
-                    json.dumps(record.params),
-                    record.state.value,
-                    record.gpus,
-                    record.score,
-                    record.reason,
-                    record.message,
-                    # validated again: ``model_copy(update=...)`` does not validate, so a
-                    # caller's dicts would otherwise reach the file unchecked
-                    LEVELS.dump_json(LEVELS.validate_python(record.levels)).decode(),
-                    json.dumps(record.timings),
-                    record.started_at,
-                    record.ended_at,
-                    record.confirms,
-                    record.node_id,
-                    record.node_ip,
-                ),
-            )
+            _write_trial(db, record)
+
+    def add_trials(
+        self,
+        study_id: str,
+        records: Sequence[TrialRecord],
+        events: Sequence[tuple[EventKind, str | None, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Write several trials and their events (kind, trial id, data) in one transaction:
+        a batch of in-process trials costs one commit, not one per row.
+
+        Raises:
+            FinishedTrialError: one of them is stored finished already (nothing is written).
+        """
+        with self._tx() as db:
+            for record in records:
+                _write_trial(db, record)
+            for kind, trial_id, data in events:
+                _insert_event(db, study_id, kind, trial_id, data)
 
     def set_best(self, study_id: str, trial_id: str | None) -> None:
         """Record which trial is the best so far."""
@@ -385,11 +369,7 @@ class Store:
     ) -> int:
         """Append an event; return its sequence number."""
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT INTO events (study_id, at, kind, trial_id, data) VALUES (?,?,?,?,?)",
-                (study_id, time.time(), kind.value, trial_id, json.dumps(dict(data or {}))),
-            )
-        return int(cursor.lastrowid or 0)
+            return _insert_event(db, study_id, kind, trial_id, data)
 
     def events(self, study_id: str, after: int = 0, limit: int = 1000) -> list[EventRecord]:
         """A study's events with ``seq > after``, oldest first."""
@@ -412,3 +392,55 @@ class Store:
             )
             for r in rows
         ]
+
+
+def _write_trial(db: sqlite3.Connection, record: TrialRecord) -> None:
+    row = db.execute(
+        "SELECT state FROM trials WHERE study_id=? AND trial_id=?",
+        (record.study_id, record.trial_id),
+    ).fetchone()
+    if row is not None and TrialState(row["state"]).is_finished():
+        raise FinishedTrialError(
+            f"trial {record.trial_id} of study '{record.study_id}' is "
+            f"{row['state']} and cannot change; this is a bug, please report it",
+            trial_id=record.trial_id,
+        )
+    db.execute(
+        "INSERT OR REPLACE INTO trials (study_id, trial_id, number, params, state, "
+        "gpus, score, reason, message, levels, timings, started_at, ended_at, "
+        "confirms, node_id, node_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            record.study_id,
+            record.trial_id,
+            record.number,
+            json.dumps(record.params),
+            record.state.value,
+            record.gpus,
+            record.score,
+            record.reason,
+            record.message,
+            # validated again: ``model_copy(update=...)`` does not validate, so a
+            # caller's dicts would otherwise reach the file unchecked
+            LEVELS.dump_json(LEVELS.validate_python(record.levels)).decode(),
+            json.dumps(record.timings),
+            record.started_at,
+            record.ended_at,
+            record.confirms,
+            record.node_id,
+            record.node_ip,
+        ),
+    )
+
+
+def _insert_event(
+    db: sqlite3.Connection,
+    study_id: str,
+    kind: EventKind,
+    trial_id: str | None,
+    data: Mapping[str, Any] | None,
+) -> int:
+    cursor = db.execute(
+        "INSERT INTO events (study_id, at, kind, trial_id, data) VALUES (?,?,?,?,?)",
+        (study_id, time.time(), kind.value, trial_id, json.dumps(dict(data or {}))),
+    )
+    return int(cursor.lastrowid or 0)

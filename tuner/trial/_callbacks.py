@@ -20,6 +20,7 @@ from tuner.backends.base import Backend, deployment_name
 from tuner.bench.metrics import LevelMetrics
 from tuner.events import EventKind, LevelMeasured, TrialAnnounced, TrialFailed, TrialFinished
 from tuner.store import Store, TrialReason, TrialRecord, TrialState
+from tuner.trial._recording import BestTrial, rerun_number
 
 __all__ = ["StoreCallback", "TeardownCallback"]
 
@@ -64,7 +65,6 @@ class StoreCallback(Callback):
     ) -> None:
         self._store = store
         self._study_id = study_id
-        self._mode = mode
         self._confirms = dict(confirms or {})
         self._reruns = dict(reruns or {})
         self._early_stops = early_stops if early_stops is not None else {}
@@ -72,11 +72,7 @@ class StoreCallback(Callback):
         self._stuck = stuck if stuck is not None else {}
         self._pending_timeout_s = pending_timeout_s
         self._pending_since: dict[str, float] = {}
-        # Scores of the trials that may be best, read from the store once (a resumed study's
-        # finished trials are in it), then kept up to date here: one result must not cost a
-        # read of every trial.
-        self._scores: dict[str, float] | None = None
-        self._best: str | None = None
+        self._best = BestTrial(store, study_id, mode)
 
     def _record(self, trial: Trial) -> TrialRecord | None:
         """The stored trial, created (and announced) on first sight; None once finished."""
@@ -84,17 +80,8 @@ class StoreCallback(Callback):
         if record is not None:
             return None if record.state.is_finished() else record
         params = dict(trial.config)
-        replaced = next(
-            (old for old, config in self._reruns.items() if dict(config) == params), None
-        )
-        if replaced is not None:
-            del self._reruns[replaced]
-            number = next(
-                t.number for t in self._store.list_trials(self._study_id) if t.trial_id == replaced
-            )
-            self._store.delete_trial(self._study_id, replaced)
-        else:
-            number = self._store.next_trial_number(self._study_id)
+        taken = rerun_number(self._store, self._study_id, params, self._reruns)
+        number, replaced = taken or (self._store.next_trial_number(self._study_id), None)
         record = TrialRecord(
             study_id=self._study_id,
             trial_id=trial.trial_id,
@@ -296,27 +283,8 @@ class StoreCallback(Callback):
         self._update_best(failed_record)  # a failed trial is no longer a candidate
 
     def _update_best(self, record: TrialRecord) -> None:
-        if self._confirms:  # the confirmation's verdict picks the winner, not one re-run
-            return
-        if self._scores is None:
-            self._scores = {
-                t.trial_id: t.score for t in self._store.list_trials(self._study_id)
-                if _may_be_best(t) and t.score is not None
-            }
-        if _may_be_best(record) and record.score is not None:
-            self._scores[record.trial_id] = record.score
-        else:
-            self._scores.pop(record.trial_id, None)
-        scores = self._scores
-        pick = max if self._mode == "max" else min
-        best = pick(scores, key=scores.__getitem__) if scores else None
-        if best != self._best:
-            self._store.set_best(self._study_id, best)
-            self._best = best
-
-
-def _may_be_best(trial: TrialRecord) -> bool:
-    return trial.state != TrialState.FAILED and trial.confirms is None
+        if not self._confirms:  # the confirmation's verdict picks the winner, not one re-run
+            self._best.update(record)
 
 
 class TeardownCallback(Callback):

@@ -89,15 +89,14 @@ class StudyRun:
             if self.spec.search.early_stopping and self.spec.objective.pareto is None
             else None
         )
-        self._tuner(
+        self._execute(
             "search",
             searcher=searcher,
             num_samples=max(1, self.spec.max_trials - len(measured)),
             scheduler=scheduler,
             time_budget_s=self.spec.search.time_budget_s,
             reruns=reruns,
-        ).fit()
-        self._raise_if_stuck()
+        )
 
     def _prescreen(self, capacity: int) -> Prescreen | None:
         if self.spec.search.prescreen is None:
@@ -139,15 +138,14 @@ class StudyRun:
                 EventKind.CONFIRMATION_STARTED,
                 data={"trials": [t.trial_id for t in top], "repeats": options.repeats},
             )
-            self._tuner(
+            self._execute(
                 "confirm",
                 searcher=ListSearcher(runs, OBJECTIVE_KEY, self._mode),
                 num_samples=len(runs),
                 scheduler=None,
                 time_budget_s=remaining,
                 confirms={t.trial_id: t.params for t in top},
-            ).fit()
-            self._raise_if_stuck()
+            )
         if self.stop.is_set():
             return
         verdict = judge(self.store.list_trials(self.study_id), self.spec)
@@ -157,7 +155,7 @@ class StudyRun:
             self.store.set_best(self.study_id, verdict.winner)
         self.store.add_event(self.study_id, EventKind.CONFIRMATION, data=verdict.to_dict())
 
-    def _tuner(
+    def _execute(
         self,
         phase: str,
         *,
@@ -167,10 +165,20 @@ class StudyRun:
         time_budget_s: float | None,
         confirms: dict[str, dict[str, Any]] | None = None,
         reruns: dict[str, dict[str, Any]] | None = None,
-    ) -> Any:
+    ) -> None:
+        """Run up to ``num_samples`` trials the searcher proposes, and record them.
+
+        Args:
+            phase: ``search`` or ``confirm``, for the experiment's name.
+            searcher: a Ray Tune searcher.
+            num_samples: trials to run at most.
+            scheduler: a Tune scheduler (early stopping), or None.
+            time_budget_s: wall time after which no trial starts and running ones stop.
+            confirms: see :class:`StoreCallback`.
+            reruns: see :class:`StoreCallback`.
+        """
         spec, backend = self.spec, self.backend
         capacity = backend.gpu_capacity()
-        max_concurrent = spec.search.max_concurrent or max(1, capacity // spec.min_gpus())
         stopper = StudyStopper(spec.trial_timeout_s, self.stop)
         store_callback = StoreCallback(
             self.store,
@@ -189,7 +197,9 @@ class StudyRun:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=GpuBudgetLimiter(searcher, max_concurrent, capacity, spec.gpus_needed),
+                search_alg=GpuBudgetLimiter(
+                    searcher, self._max_concurrent(), capacity, spec.gpus_needed
+                ),
                 scheduler=scheduler,
                 num_samples=num_samples,
                 # Safe: a trial deploys in its first step, on the actor Tune finally runs it on.
@@ -209,7 +219,13 @@ class StudyRun:
             ),
         )
         self._stuck = stopper.stuck
-        return tuner
+        tuner.fit()
+        self._raise_if_stuck()
+
+    def _max_concurrent(self) -> int:
+        """Trials at once: ``search.max_concurrent``, else as many as the GPUs hold."""
+        fit = self.backend.gpu_capacity() // self.spec.min_gpus()
+        return self.spec.search.max_concurrent or max(1, fit)
 
     def _raise_if_stuck(self) -> None:
         if self._stuck:
