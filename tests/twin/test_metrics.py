@@ -25,23 +25,26 @@ def _behind(url: str) -> float:
 
 
 def test_clock_behind_counts_only_a_starved_loop() -> None:
-    # At --time-scale 2000 a decode step lasts a few wall microseconds, far less than one
+    # At --time-scale 100000 a decode step lasts a few wall microseconds, far less than one
     # turn of the scheduler loop: the loop falls behind its virtual clock, as on a starved
     # host. Idle, it cannot be behind.
     with support.running_twin(
-        "--model-path", MODEL, "--time-scale", "2000", "--enable-metrics", "--log-level", "warning"
+        "--model-path", MODEL, "--time-scale", "100000", "--enable-metrics",
+        "--log-level", "warning",
     ) as url:
         idle = _behind(url)
         time.sleep(0.5)
         assert _behind(url) - idle < 0.005
-        body = {"prompt": list(range(64)), "max_tokens": 3000, "ignore_eos": True}
+        body = {"prompt": list(range(64)), "max_tokens": 6000, "ignore_eos": True}
         start = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda _: httpx.post(f"{url}/v1/completions", json=body), range(4)))
         wall = time.monotonic() - start
         behind = _behind(url) - idle
         info = httpx.get(f"{url}/get_server_info").json()["twin_host"]
-    assert 0.05 < behind <= wall
+    # Behind for a good part of the wall time the load took (40-70 % measured on 2 cores; a
+    # fast host turns the loop faster but is behind for the same share of it).
+    assert 0.2 * wall < behind <= wall
     assert info["clock_behind_s_total"] == pytest.approx(behind + idle, abs=0.01)
 
 
