@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import yaml
@@ -23,6 +23,10 @@ __all__ = ["SESSION_COOKIE", "router"]
 # A spec is a few KiB; 1 MiB leaves room for long descriptions and lists, and bounds what
 # one request can make the service parse.
 MAX_BODY_BYTES = 1 << 20
+# Items one page of trials or events may hold; without a limit, trials come all at once and
+# events 100,000 to a page (a study of a thousand trials writes about ten thousand).
+MAX_PAGE = 1000
+MAX_EVENTS = 100_000
 # The cookie POST /api/session sets, for clients that cannot send headers (EventSource).
 SESSION_COOKIE = "autotuner_session"
 
@@ -197,11 +201,51 @@ def get_study(study_id: str, service: ServiceDep) -> StudyView:
     return service.view(service.manager.store.get_study(study_id))
 
 
+Limit = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Items per page (at "
+                                    f"most {MAX_PAGE}); default: all of them.")]
+Cursor = Annotated[int, Query(ge=0, le=2**53, description="Start after this item: the "
+                              "`X-Next-Cursor` of the previous page (default: from the first).")]
+
+
 @router.get("/studies/{study_id}/trials", summary="List a study's trials", responses=_ERRORS)
-def list_trials(study_id: str, service: ServiceDep) -> list[TrialRecord]:
-    """The trials in creation order, each with its params, state, score and levels."""
-    service.manager.store.get_study(study_id)
-    return service.manager.store.list_trials(study_id)
+def list_trials(study_id: str, service: ServiceDep, request: Request, response: Response,
+                limit: Limit = None, cursor: Cursor = 0) -> list[TrialRecord]:
+    """The trials in creation order, each with its params, state, score and levels.
+
+    With `limit`, one page: when more follow, the `X-Next-Cursor` header holds the `cursor`
+    of the next page and `Link` its URL (`rel="next"`).
+    """
+    store = service.manager.store
+    store.get_study(study_id)
+    trials = store.list_trials(study_id, after=cursor, limit=None if limit is None else limit + 1)
+    return _page(request, response, trials, limit, lambda t: t.number)
+
+
+@router.get("/studies/{study_id}/events.json", summary="List a study's events",
+            responses=_ERRORS)
+def list_events(study_id: str, service: ServiceDep, request: Request, response: Response,
+                limit: Limit = None, cursor: Cursor = 0) -> list[EventRecord]:
+    """The stored events, oldest first, paged like the trials (the cursor is a sequence
+    number, as `after` of the event stream)."""
+    store = service.manager.store
+    store.get_study(study_id)
+    size = limit or MAX_EVENTS
+    events = store.events(study_id, after=cursor, limit=size + 1)
+    return _page(request, response, events, size, lambda e: e.seq)
+
+
+def _page(request: Request, response: Response, items: list[Any], limit: int | None,
+          key: Callable[[Any], int]) -> list[Any]:
+    """The first ``limit`` of ``items`` (read one further to know whether more follow), with
+    the next page's cursor in ``X-Next-Cursor`` and ``Link``."""
+    if limit is None or len(items) <= limit:
+        return items
+    page = items[:limit]
+    cursor = str(key(page[-1]))
+    response.headers["X-Next-Cursor"] = cursor
+    url = request.url.include_query_params(cursor=cursor, limit=limit)
+    response.headers["Link"] = f'<{url}>; rel="next"'
+    return page
 
 
 @router.post("/studies/{study_id}/stop", status_code=202, summary="Stop a study",

@@ -87,8 +87,9 @@ def run_study(
         try:
             _check_supported(spec, backend)
             _check_search(spec, backend)
-            init_ray(gpus=backend.gpu_capacity(), address=ray_address)
-            check_placement(spec, backend)
+            if not backend.IN_PROCESS:  # in-process trials need no Ray, nodes or GPU units
+                init_ray(gpus=backend.gpu_capacity(), address=ray_address)
+                check_placement(spec, backend)
         except TunerError as e:
             finish_study(store, study_id, StudyState.FAILED, str(e))
             raise

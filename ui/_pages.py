@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import yaml
@@ -10,15 +11,16 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from service import Service, StudyView, study_spec, trials_csv
-from tuner import objective
 from tuner.backends import BACKENDS
 from tuner.events import EventKind
 from tuner.exceptions import StudyNotFoundError, TunerError
-from tuner.search import Verdict, judge
+from tuner.search import Verdict, judge, param_importance
 from tuner.spec import StudySpec
 from tuner.store import StudyRecord, StudyState, TrialRecord
 from ui._chart import chart_options, latency_choices
+from ui._compare import compare_options, compare_rows, importance_options
 from ui._shell import STATE_COLORS, chip_slot, guard, header, state_chip, when
+from ui._trials import trials_grid
 
 __all__ = ["login_page", "studies_page", "study_page"]
 
@@ -110,17 +112,6 @@ def studies_page(svc: Service, request: Request) -> RedirectResponse | None:
 
 # --- one study ---------------------------------------------------------------------------------
 
-def _why(trial: TrialRecord, numbers: dict[str, int]) -> str:
-    """The trial's reason with the start of its message: the row says why, not just what.
-    A confirmation run says which trial it repeats."""
-    text = trial.reason.value if trial.reason else ""
-    if trial.confirms is not None:
-        text = f"re-run of #{numbers.get(trial.confirms, '?')}" + (f", {text}" if text else "")
-    if trial.message:
-        text += (": " if text else "") + trial.message[:120]
-    return text
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -139,10 +130,9 @@ class _StudyPage:
         self.spec = spec
         self.seq = 0
         self.trials: dict[str, TrialRecord] = {}
-        self.params = list(spec.space)
-        self.levels = [(_squeeze(s), c) for s in spec.workload.scenarios
-                       for c in spec.workload.concurrency]
         self.y_metric = latency_choices(spec)[0]
+        self.compared: list[str] = []
+        self.importance_at = 0.0
         self.launch_cache: dict[tuple[str, str], str] = {}
 
     # building ------------------------------------------------------------------------------
@@ -207,51 +197,65 @@ class _StudyPage:
         self.chart = ui.echart(self._chart_options()).classes("w-full h-96").mark("chart")
 
     def _build_trials(self) -> None:
-        columns: list[dict[str, Any]] = [
-            {"name": "number", "label": "#", "field": "number", "sortable": True},
-            {"name": "state", "label": "Status", "field": "state", "align": "left"},
-        ]
-        columns += [{"name": f"p{i}", "label": name, "field": f"p{i}", "align": "right"}
-                    for i, name in enumerate(self.params)]
-        score = self.spec.objective.metric + (" / GPU" if self.spec.objective.per_gpu else "")
-        columns += [
-            {"name": "gpus", "label": "GPUs", "field": "gpus", "align": "right"},
-            {"name": "score", "label": score, "field": "score", "align": "right",
-             "sortable": True},
-            {"name": "node", "label": "Node", "field": "node", "align": "left"},
-            {"name": "reason", "label": "Reason", "field": "reason", "align": "left"},
-            {"name": "flags", "label": "Flags", "field": "flags", "align": "left"},
-        ]
-        several = len(self.spec.workload.scenarios) > 1
-        columns += [{"name": f"l{i}", "field": f"l{i}", "align": "right",
-                     "label": (f"{s} " if several else "") + f"c={c} TTFT/TPOT p99 ms"}
-                    for i, (s, c) in enumerate(self.levels)]
-        rows = [self._trial_row(t) for t in sorted(self.trials.values(), key=lambda t: t.number)]
-        ui.label("Trials").classes("text-lg font-semibold")
-        self.table = ui.table(columns=columns, rows=rows, row_key="id") \
-            .classes("w-full").props("flat bordered dense").mark("trials")
-        self.table.props('no-data-label="No trials yet."')
-        chip_slot(self.table)
+        self.grid = trials_grid(self.spec, self._select)
+        numbers = self._numbers()
+        for trial in sorted(self.trials.values(), key=lambda t: t.number):
+            self.grid.put(trial, numbers)
+        with ui.row().classes("w-full gap-4 items-stretch no-wrap"):
+            with ui.card().classes("grow min-w-0").mark("compare-card"):
+                with ui.row().classes("w-full items-center justify-between"):
+                    ui.label("Compare trials").classes("text-lg font-semibold")
+                    self.compare_select = ui.select(
+                        {}, multiple=True, label="Trials (or tick rows above)",
+                        on_change=lambda e: self._compare(list(e.value or []))) \
+                        .props("dense outlined use-chips").classes("w-72").mark("compare")
+                self._compare_options()
+                self.compare_view()
+            with ui.card().classes("w-[34rem] shrink-0").mark("importance-card"):
+                ui.label("Parameter importance").classes("text-lg font-semibold")
+                self.importance_chart()
 
-    def _trial_row(self, trial: TrialRecord) -> dict[str, Any]:
-        numbers = {t.trial_id: t.number for t in self.trials.values()}
-        flags = ", ".join(f"{flag} ×{n}" for flag, n in trial.flag_counts().items())
-        row: dict[str, Any] = {"id": trial.trial_id, "number": trial.number,
-                               "state": trial.state.value, "gpus": trial.gpus,
-                               "score": _fmt(trial.score), "node": trial.node_ip or "",
-                               "reason": _why(trial, numbers), "flags": flags}
-        for i, name in enumerate(self.params):
-            row[f"p{i}"] = _fmt(trial.params.get(name))
-        for level in trial.levels:
-            try:
-                i = self.levels.index((_squeeze(level.scenario), level.concurrency))
-            except ValueError:
-                continue
-            metrics = objective.scored(level, self.spec.objective)
-            mark = "✓" if objective.meets_slo(level, self.spec.objective) else "✗"
-            warn = " ⚠" if level.flags() else ""
-            row[f"l{i}"] = f"{metrics.ttft_p99_ms:.0f} / {metrics.tpot_p99_ms:.1f} {mark}{warn}"
-        return row
+    def _numbers(self) -> dict[str, int]:
+        return {t.trial_id: t.number for t in self.trials.values()}
+
+    def _select(self, trial_ids: list[str]) -> None:
+        self.compare_select.value = trial_ids  # its on_change shows them
+
+    def _compare_options(self) -> None:
+        options = {t.trial_id: f"#{t.number}" for t in
+                   sorted(self.trials.values(), key=lambda t: t.number) if t.levels}
+        if options != self.compare_select.options:
+            self.compare_select.set_options(options, value=[
+                v for v in self.compare_select.value or [] if v in options])
+
+    def _compare(self, trial_ids: list[str]) -> None:
+        self.compared = trial_ids
+        self.compare_view.refresh()
+
+    @ui.refreshable_method
+    def compare_view(self) -> None:
+        """The selected trials' levels: the chosen latency against concurrency, one line per
+        trial, and a table with the levels side by side."""
+        trials = [self.trials[t] for t in self.compared if t in self.trials]
+        if len(trials) < 2:
+            ui.label("Choose two or more trials to see their levels side by side.") \
+                .classes("text-gray-600")
+            return
+        ui.echart(compare_options(self.spec, trials, self.y_metric)) \
+            .classes("w-full h-72").mark("compare-chart")
+        columns, rows = compare_rows(self.spec, trials)
+        ui.table(columns=columns, rows=rows, row_key="level") \
+            .props("flat bordered dense").classes("w-full").mark("compare-table")
+
+    @ui.refreshable_method
+    def importance_chart(self) -> None:
+        """How much each searched flag moved the score (Optuna's PED-ANOVA, as the CLI)."""
+        self.importance_at = time.monotonic()
+        importance = param_importance(self.spec, list(self.trials.values()))
+        if not importance:
+            ui.label("Shown from ten finished trials on.").classes("text-gray-600")
+            return
+        ui.echart(importance_options(importance)).classes("w-full h-64").mark("importance")
 
     @ui.refreshable_method
     def checks_card(self) -> None:
@@ -333,6 +337,13 @@ class _StudyPage:
             self.chart.update()
         if any(e.kind in _CHECK_EVENTS for e in events):
             self.checks_card.refresh()
+            self._compare_options()
+            if any(t in self.compared for t in changed):
+                self.compare_view.refresh()
+        # PED-ANOVA over hundreds of trials takes a moment: not on every event
+        if any(e.kind == EventKind.STUDY_FINISHED for e in events) or (
+                changed and time.monotonic() - self.importance_at > _IMPORTANCE_EVERY_S):
+            self.importance_chart.refresh()
         self._sync_title()
         self._sync_progress()
         self._sync_dashboard()
@@ -341,12 +352,7 @@ class _StudyPage:
 
     def _put_trial(self, trial: TrialRecord) -> None:
         self.trials[trial.trial_id] = trial
-        row = self._trial_row(trial)
-        for i, existing in enumerate(self.table.rows):
-            if existing["id"] == trial.trial_id:
-                self.table.rows[i] = row
-                return
-        self.table.rows.append(row)
+        self.grid.put(trial, self._numbers())
 
     def _sync_title(self) -> None:
         state = self.svc.view(self.record).status
@@ -445,6 +451,7 @@ class _StudyPage:
         ui.download.content(best.text.encode(), best.filename, best.media_type)
 
 
+_IMPORTANCE_EVERY_S = 5.0
 _CHECK_EVENTS = (EventKind.LEVEL_MEASURED, EventKind.TRIAL_FINISHED, EventKind.CONFIRMATION)
 
 
@@ -468,10 +475,6 @@ def _verdict_table(verdict: Verdict) -> None:
             "verdict": f"{c.failed_runs} run(s) failed" if c.failed_runs else mark})
     ui.table(columns=columns, rows=rows, row_key="number").props("flat bordered dense") \
         .classes("w-full").mark("confirmation")
-
-
-def _squeeze(scenario: str) -> str:
-    return scenario.replace(" ", "")
 
 
 def _dashboard_installed() -> bool:

@@ -133,14 +133,50 @@ def test_bad_query_parameter(client: TestClient, spec: dict[str, Any]) -> None:
     assert response.json()["errors"][0]["path"] == "query.after"
 
 
-@pytest.mark.parametrize("path", ["", "/trials", "/events", "/best", "/best/download",
-                                  "/trials.csv"])
+@pytest.mark.parametrize("path", ["", "/trials", "/events", "/events.json", "/best",
+                                  "/best/download", "/trials.csv"])
 def test_unknown_study_is_404(client: TestClient, path: str) -> None:
     response = client.get(f"/api/studies/nope-123456{path}")
     assert response.status_code == 404
     body = response.json()
     assert body["error"] == "StudyNotFoundError"
     assert "nope-123456" in body["message"]
+
+
+def test_trials_and_events_come_in_pages(client: TestClient, spec: dict[str, Any]) -> None:
+    study_id = client.post("/api/studies", json=spec).json()["study_id"]
+    wait_for(lambda: _finished(client, study_id))
+    numbers, url, pages = [], f"/api/studies/{study_id}/trials?limit=3", 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        numbers += [t["number"] for t in response.json()]
+        pages += 1
+        link = response.headers.get("link")
+        assert (link is None) == ("x-next-cursor" not in response.headers)
+        url = link.split(";")[0].strip("<>") if link else ""
+    assert numbers == [1, 2, 3, 4] and pages == 2
+    everything = client.get(f"/api/studies/{study_id}/events.json").json()
+    seqs, cursor = [], "0"
+    while cursor:
+        response = client.get(f"/api/studies/{study_id}/events.json",
+                              params={"limit": 5, "cursor": cursor})
+        seqs += [e["seq"] for e in response.json()]
+        cursor = response.headers.get("x-next-cursor", "")
+    assert seqs == [e["seq"] for e in everything] and len(seqs) > 5
+
+
+@pytest.mark.parametrize("query, field", [("limit=0", "query.limit"),
+                                          ("limit=5000", "query.limit"),
+                                          ("cursor=abc", "query.cursor"),
+                                          ("cursor=-1", "query.cursor")])
+def test_bad_page_parameters_name_the_field(client: TestClient, spec: dict[str, Any],
+                                            query: str, field: str) -> None:
+    study_id = client.post("/api/studies", json=spec).json()["study_id"]
+    for path in ("trials", "events.json"):
+        response = client.get(f"/api/studies/{study_id}/{path}?{query}")
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["path"] == field
 
 
 def test_unknown_study_commands_are_404(client: TestClient) -> None:

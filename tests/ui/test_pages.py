@@ -250,3 +250,31 @@ async def test_ray_dashboard_missing_extra(user: User) -> None:
     await eventually(lambda: service().manager.ray_started)
     await user.open(f"/study/{study_id}")
     await user.should_see("it needs the ray[default] extra", retries=20)
+
+
+async def test_study_page_compares_trials_and_shows_importance(user: User) -> None:
+    spec = {**QUICK_SPEC, "space": {"tp_size": [1, 2],
+                                    "max_running_requests": [8, 16, 32, 64, 128, 256]}}
+    study_id = submit(spec)
+    manager = service().manager
+    await eventually(lambda: not manager.is_active(study_id))
+    await user.open(f"/study/{study_id}")
+    await user.should_see(marker="trials")
+    grid = one(user, "trials")
+    assert len(grid.rows) == 12
+    assert {"sortable", "filter"} <= set(grid.options["defaultColDef"])
+    assert grid.options["pagination"] is True
+    # twelve finished trials: the importance chart names the flags, tp_size first (the fake
+    # driver's throughput grows with tp far more than with the cap)
+    chart = one(user, "importance")
+    assert chart.options["yAxis"]["data"][-1] == "tp_size"
+    await user.should_see("Choose two or more trials")
+    first, second = grid.rows[0]["id"], grid.rows[-1]["id"]
+    one(user, "compare").set_value([first, second])
+    await user.should_see(marker="compare-chart")
+    lines = one(user, "compare-chart").options["series"]
+    assert [s["name"] for s in lines] == ["#1", "#12"]
+    assert [point[0] for point in lines[0]["data"]] == [4, 16]  # the concurrency ladder
+    table = one(user, "compare-table")
+    assert [c["label"] for c in table.columns] == ["Level", "#1", "#12"]
+    assert len(table.rows) == 2 and all(first in r and second in r for r in table.rows)

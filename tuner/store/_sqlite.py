@@ -331,11 +331,15 @@ class Store:
         )
         return trial_from_row(row) if row else None
 
-    def list_trials(self, study_id: str) -> list[TrialRecord]:
-        """A study's trials in creation order; those a gone driver ran read as interrupted."""
+    def list_trials(
+        self, study_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[TrialRecord]:
+        """A study's trials in creation order, from number ``after + 1`` on, at most ``limit``
+        of them; those a gone driver ran read as interrupted."""
         db = self._db()
         rows = db.execute(
-            "SELECT * FROM trials WHERE study_id=? ORDER BY number", (study_id,)
+            "SELECT * FROM trials WHERE study_id=? AND number>? ORDER BY number LIMIT ?",
+            (study_id, after, -1 if limit is None else limit),
         ).fetchall()
         trials = [trial_from_row(row) for row in rows]
         if any(t.state in LIVE_TRIAL for t in trials):

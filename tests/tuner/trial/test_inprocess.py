@@ -103,3 +103,14 @@ def test_an_in_process_study_stops_between_batches(ray_pool: int, tmp_path: Path
     assert len(result.trials) == 2  # the first batch (two at once on 2 GPUs), nothing after
     assert all(t.state.is_finished() for t in result.trials)
     assert not result.confirmations
+
+
+def test_an_in_process_study_needs_no_ray_units(ray_pool: int, tmp_path: Path) -> None:
+    # The shared Ray pool has 4 units; eight simulated GPUs in the driver need none of them.
+    data = _spec("big").model_dump(mode="json")
+    data["backend"]["gpus"] = 8
+    data["space"] = {"tp_size": [8], "max_running_requests": [16, 64]}
+    result = run_study(spec_from_dict(data), store=open_store(tmp_path / "s.db"))
+    assert ray_pool < 8
+    assert result.study.state == StudyState.COMPLETED
+    assert [t.gpus for t in result.trials] == [8, 8]
