@@ -3,9 +3,7 @@ real service (Ray, twin servers, genai-bench), with the trials and the best card
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.live import LiveService, live_service
+from tests.ui.chromium import chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,30 +19,11 @@ pytestmark = [
                        reason="needs Debian's chromium and chromium-driver"),
 ]
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1400,1000"]
-
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(
-        shutil.which("chromedriver") or "/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
