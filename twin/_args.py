@@ -6,7 +6,8 @@ flag table; ``None`` defaults mean "auto": they are resolved from the GPU and mo
 SGLang does (see ``_resolve``). The other flags are added from the flag table the tuner
 generates from SGLang's source (``tuner/serverargs/tables``, read as data): accepted, checked
 for type and choices, and reported by :func:`not_modelled` when set. The twin-only flags
-(``--gpu``, ``--num-gpus``, ``--time-scale``, ``--startup-time-scale``, ``--fault``) come last.
+(``--gpu``, ``--num-gpus``, ``--time-scale``, ``--startup-time-scale``, ``--fault``,
+``--profile``) come last.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from twin import _facts, _faults, _gpus
+from twin import _facts, _faults, _gpus, _parallel, _profile
 
 # SGLang's flag tables, one JSON file per version, next to the tuner that writes them.
 _TABLES = pathlib.Path(__file__).resolve().parents[1] / "tuner" / "serverargs" / "tables"
@@ -29,7 +30,9 @@ _TABLES = pathlib.Path(__file__).resolve().parents[1] / "tuner" / "serverargs" /
 SM100_GPUS = frozenset({"B200"})
 
 # Flags of the twin, not of SGLang: a tuner must drop them when it launches the real server.
-TWIN_ONLY_DESTS = frozenset({"gpu", "num_gpus", "time_scale", "startup_time_scale", "fault"})
+TWIN_ONLY_DESTS = frozenset(
+    {"gpu", "num_gpus", "time_scale", "startup_time_scale", "fault", "profile"}
+)
 
 
 @functools.cache
@@ -143,8 +146,10 @@ def build_parser(
         dest="dp_size",
         type=int,
         default=1,
-        help="data parallel replicas behind round-robin",
+        help="data parallel replicas behind round-robin (attention ranks with "
+        "--enable-dp-attention)",
     )
+    _parallel.add_flags(parser, _choices)
     add("--stream-interval", type=int, default=1, help="stream every N output tokens")
     add("--random-seed", type=int, default=None, help="random seed")
     add("--log-level", default="info", help="log level: debug, info, warning, error, critical")
@@ -203,7 +208,25 @@ def build_parser(
     twin.add_argument(
         "--fault", action="append", type=_faults.parse_fault, default=None, help=_faults.FAULT_HELP
     )
+    twin.add_argument(
+        "--profile",
+        type=_check_profile,
+        default=None,
+        metavar="FILE",
+        help="fact profile (YAML) whose factors scale the calibrated facts, as written by "
+        "autotuner calibrate",
+    )
     return parser
+
+
+def _check_profile(path: str) -> str:
+    # argparse ``type``: a bad file fails at parse time with the field named; the server
+    # reads it again when it starts (the namespace keeps the path, printable and picklable).
+    try:
+        _profile.load_profile(path)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return path
 
 
 _TYPES: dict[str, Any] = {"int": int, "float": float, "str": str}
@@ -343,6 +366,7 @@ def _check_startup_rules(args: argparse.Namespace) -> None:
     chunk = args.chunked_prefill_size
     if chunk is None:
         chunk = memory_tier(_gpus.GPU_TABLE[args.gpu].memory_mib).chunked_prefill_size
+    _parallel.check_args(args)
     page = args.page_size or 1
     if chunk > 0 and args.disaggregation_mode != "decode" and chunk % page:
         raise ValueError(

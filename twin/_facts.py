@@ -11,48 +11,14 @@ come straight from the cited measurement or code.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from twin._fact_types import SERVER_ARGS_MEMORY, Fact, MemoryTier
+from twin._moe_facts import MOE_FACTS
+from twin._profile import active_factor
 
-@dataclasses.dataclass(frozen=True)
-class Fact:
-    """One number of the performance model.
-
-    Attributes:
-        value: The number, in ``unit``.
-        unit: Unit of ``value``.
-        meaning: What the model uses it for.
-        source: Measurement, code or derivation it comes from.
-        calibrated: True when fitted to the published end-to-end anchors.
-    """
-
-    value: float
-    unit: str
-    meaning: str
-    source: str
-    calibrated: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class MemoryTier:
-    """SGLang's auto sizes for GPUs with less memory than ``below_mib``.
-
-    Attributes:
-        below_mib: Upper bound (exclusive) of the tier, MiB as torch reports it.
-        chunked_prefill_size: Auto ``--chunked-prefill-size``, tokens.
-        cuda_graph_max_bs: Auto ``--cuda-graph-max-bs`` when tp < 4, requests.
-        cuda_graph_max_bs_tp4: Auto ``--cuda-graph-max-bs`` when tp >= 4, requests.
-    """
-
-    below_mib: float
-    chunked_prefill_size: int
-    cuda_graph_max_bs: int
-    cuda_graph_max_bs_tp4: int
-
-
-_SERVER_ARGS = "sglang 0.5.5 srt/server_args.py ServerArgs._handle_gpu_memory_settings"
+_SERVER_ARGS = SERVER_ARGS_MEMORY
 
 # The CUDA (not NPU) tiers, lowest first; the last one has no upper bound.
 MEMORY_TIERS: tuple[MemoryTier, ...] = (
@@ -467,6 +433,7 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "decode steps between 'Decode batch' log lines",
             "sglang 0.5.5 --decode-log-interval default (note §2)",
         ),
+        **MOE_FACTS,
     }
 )
 
@@ -478,6 +445,6 @@ def fact(name: str) -> float:
         name: Key of ``FACTS``.
 
     Returns:
-        The fact's value.
+        The fact's value, times the active profile's factor (see ``twin.using_profile``).
     """
-    return FACTS[name].value
+    return FACTS[name].value * active_factor(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 
+from twin import _moe
 from twin._facts import fact
 from twin._resolve import EngineConfig
 
@@ -65,6 +66,25 @@ class PerfModel:
         self._cpu_req = fact("cpu_per_req_s") + fact("cpu_stream_s") / config.stream_interval
         self.overlap = config.overlap
         self._decode_cache: dict[int, tuple[float, float]] = {}
+        self._experts = (model.experts, model.experts_per_token)
+        self._sparse: _moe.SparseCoeffs | None = None
+        self._fixed = 0.0
+        if model.is_moe or model.is_mla or config.layout.dp_attention:
+            self._use_sparse(_moe.coefficients(config, eta_mem))
+
+    def _use_sparse(self, c: _moe.SparseCoeffs) -> None:
+        # MoE / MLA / dp-attention coefficients (twin._moe) in place of the dense ones.
+        self._sparse = c
+        self._g_body, self._g_lm, self._attn_a = c.g_body, c.g_lm, c.attn_a
+        self.kv_per_token = c.kv_per_token
+        self._ar_calls, self._ar_per_token = c.ar_calls, c.ar_per_token
+        self._fixed = c.fixed_s
+
+    def _weight_time(self, tokens: int) -> float:
+        # Seconds to stream the weights a forward of ``tokens`` tokens reads.
+        if self._sparse is None:
+            return self._weights
+        return self._sparse.weights_s(tokens, *self._experts)
 
     def decode_coeffs(self, bs: int) -> tuple[float, float]:
         """GPU and CPU time of a decode step, without the context-dependent KV reads.
@@ -81,7 +101,7 @@ class PerfModel:
         graph = 0 < bs <= self._graph_max
         padded = self._graph_bs[bisect.bisect_left(self._graph_bs, bs)] if graph else bs
         gemm = (self._g_body + self._g_lm) * (padded + self._gemm_half)
-        gpu = max(self._weights, gemm) + self._attn_floor + self._step
+        gpu = max(self._weight_time(padded), gemm) + self._attn_floor + self._step + self._fixed
         gpu += self._compiled_layer if bs <= self._compile_max_bs else self._layer
         ar_latency = self._ar_graph if graph else self._ar_eager
         gpu += self._ar_calls * (ar_latency + self._ar_per_token * padded)
@@ -130,7 +150,8 @@ class PerfModel:
         gemm = self._g_body * (total + self._gemm_half) + self._g_lm * (
             finishing + decode_bs + self._gemm_half
         )
-        gpu = max(self._weights, gemm) + attention + self._layer + self._prefill
+        gpu = max(self._weight_time(total), gemm) + attention + self._layer + self._prefill
+        gpu += self._fixed
         gpu += self._ar_calls * (self._ar_eager + self._ar_per_token * total)
         if decode_bs:
             gpu += self._attn_floor + self.kv_per_token * decode_context

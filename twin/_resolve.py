@@ -7,13 +7,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from twin import _args, _catalog, _facts, _gpus
+from twin import _args, _catalog, _facts, _gpus, _parallel
 from twin._errors import StartupError
+from twin._fact_types import MemoryTier
 from twin._facts import fact
+from twin._memory import activation_mib, load_seconds, oom, weight_format, weights
 
 VERSION = "0.5.5"
 _MIB = 1024 * 1024
-_DTYPE_BYTES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,8 @@ class EngineConfig:
         startup_s: Simulated seconds until the server listens (before any time scaling);
             the warm-up request comes after.
         server_info: Resolved arguments as ``/get_server_info`` shows them.
+        layout: Parallel layout (dp-attention, attention TP, expert parallelism).
+        decoder_weight_bytes: Bytes per decoder-layer weight (scales included).
     """
 
     model: _catalog.ModelSpec
@@ -82,9 +85,11 @@ class EngineConfig:
     capture_s: float
     startup_s: float
     server_info: Mapping[str, object]
+    layout: _parallel.Layout = _parallel.Layout(False, 1, 1, False, 1, True)
+    decoder_weight_bytes: float = 2.0
 
 
-def memory_tier(gpu_mib: float) -> _facts.MemoryTier:
+def memory_tier(gpu_mib: float) -> MemoryTier:
     """SGLang's memory tier of a GPU: the auto chunk size and CUDA-graph batch cap.
 
     Args:
@@ -112,7 +117,12 @@ def auto_cuda_graph_max_bs(gpu_mib: float, tp: int) -> int:
 
 
 def auto_mem_fraction_static(
-    gpu_mib: float, chunk: int, max_prefill_tokens: int, graph_bs: int, tp: int
+    gpu_mib: float,
+    chunk: int,
+    max_prefill_tokens: int,
+    graph_bs: int,
+    tp: int,
+    dp_attention_size: int = 0,
 ) -> float:
     """SGLang's default ``--mem-fraction-static``: what is left after a fixed reserve.
 
@@ -122,6 +132,7 @@ def auto_mem_fraction_static(
         max_prefill_tokens: ``--max-prefill-tokens``.
         graph_bs: Resolved ``--cuda-graph-max-bs``.
         tp: ``--tp-size`` (pipeline parallelism is not modelled: pp = 1).
+        dp_attention_size: ``--dp-size`` when dp-attention is on, else 0.
 
     Returns:
         The fraction, rounded to 3 digits as SGLang does.
@@ -135,6 +146,12 @@ def auto_mem_fraction_static(
         + fact("reserve_mib_per_graph_bs") * graph_bs
         + fact("reserve_mib_per_8_ranks") * tp / 8
     )
+    if dp_attention_size:
+        reserved += fact("dp_attn_reserve_mib_per_bs_rank") * graph_bs * dp_attention_size
+        if graph_bs > fact("dp_attn_reserve_large_bs"):
+            reserved += (
+                fact("dp_attn_reserve_large_mib_per_bs_rank") * graph_bs * dp_attention_size
+            )
     if gpu_mib > fact("reserve_floor_gpu_mib"):
         reserved = max(reserved, fact("reserve_floor_mib"))
     return round((gpu_mib - reserved) / gpu_mib, 3)
@@ -161,57 +178,36 @@ def capture_sizes(max_bs: int, pool_size: int) -> tuple[int, ...]:
     return tuple(sorted({bs for bs in sizes if bs <= pool_size}))
 
 
-def _weights(model: _catalog.ModelSpec, args: argparse.Namespace) -> tuple[int, float]:
-    # (bytes per activation element, weight bytes per GPU). Quantized checkpoints keep
-    # embeddings and LM head in the checkpoint dtype; only the decoder layers shrink.
-    dtype = model.dtype if args.dtype == "auto" else args.dtype
-    dtype_bytes = _DTYPE_BYTES.get(dtype, 2)
-    layers = model.layers * model.layer_params
-    layer_bytes = _facts.WEIGHT_BYTES_BY_QUANTIZATION.get(args.quantization, dtype_bytes)
-    total = layers * layer_bytes + (model.total_params - layers) * dtype_bytes
-    return dtype_bytes, total / args.tp_size
-
-
-def load_seconds(args: argparse.Namespace) -> float:
-    """Simulated seconds from process start until SGLang has loaded the weights.
-
-    Args:
-        args: Validated launch_server arguments.
-
-    Returns:
-        Initialisation (plus NCCL set-up with TP) and weight loading time.
-
-    Raises:
-        ValueError: ``--model-path`` names no known model.
-    """
-    model = _catalog.load_model(args.model_path)
-    weights = _weights(model, args)[1]
-    nccl = 5.0 if args.tp_size > 1 else 0.0
-    return fact("init_s") + nccl + weights / fact("load_bytes_per_s")
-
-
-def _check_parallel(args: argparse.Namespace, model: _catalog.ModelSpec) -> None:
-    needed = args.tp_size * args.dp_size
+def _check_parallel(args: argparse.Namespace, model: _catalog.ModelSpec) -> _parallel.Layout:
+    layout = _parallel.layout(args, model)
+    needed = layout.gpus
     if needed > args.num_gpus:
+        what = (
+            f"tp_size = {args.tp_size}"
+            if layout.dp_attention
+            else f"tp_size * dp_size = {args.tp_size} * {args.dp_size} = {needed}"
+        )
         raise StartupError(
-            "RuntimeError: CUDA error: invalid device ordinal. tp_size * dp_size = "
-            f"{args.tp_size} * {args.dp_size} = {needed} GPUs are needed but the host has "
-            f"{args.num_gpus}.",
+            f"RuntimeError: CUDA error: invalid device ordinal. {what} GPUs are needed but "
+            f"the host has {args.num_gpus}.",
             "startup",
         )
-    if model.heads % args.tp_size:
+    if model.heads % layout.attn_tp:
         raise StartupError(
             f"AssertionError: the number of attention heads ({model.heads}) of "
-            f"{model.architecture} is not divisible by tp_size ({args.tp_size}).",
+            f"{model.architecture} is not divisible by tp_size ({layout.attn_tp}).",
             "startup",
         )
-    kv, tp = model.kv_heads, args.tp_size
+    if model.is_mla:
+        return layout
+    kv, tp = model.kv_heads, layout.attn_tp
     if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
         raise StartupError(
             f"AssertionError: the number of key-value heads ({kv}) and tp_size ({tp}) must "
             "divide one another.",
             "startup",
         )
+    return layout
 
 
 def _context_len(args: argparse.Namespace, model: _catalog.ModelSpec) -> int:
@@ -226,25 +222,6 @@ def _context_len(args: argparse.Namespace, model: _catalog.ModelSpec) -> int:
             "startup",
         )
     return int(args.context_length)
-
-
-def _oom(what: str, need_mib: float, free_mib: float, gpu_mib: int, advice: str) -> StartupError:
-    return StartupError(
-        f"{what}torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
-        f"{need_mib:.2f} MiB. GPU 0 has a total capacity of {gpu_mib / 1024:.2f} GiB of which "
-        f"{max(free_mib, 0.0):.2f} MiB is free. {advice}",
-        "oom",
-    )
-
-
-def _activation_mib(model: _catalog.ModelSpec, tp: int, tokens: int, dtype_bytes: int) -> float:
-    width = (
-        2 * model.hidden
-        + (model.heads + 2 * model.kv_heads) * model.head_dim / tp
-        + 3 * model.intermediate / tp
-    )
-    per_elem = fact("activation_bytes_per_elem") * dtype_bytes / 2
-    return tokens * width * per_elem / _MIB + fact("attn_workspace_mib")
 
 
 def resolve(args: argparse.Namespace) -> EngineConfig:
@@ -263,8 +240,9 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     model = _catalog.load_model(args.model_path)
     gpu = _gpus.GPU_TABLE[args.gpu]
     tp, gpu_mib = args.tp_size, gpu.memory_mib
-    _check_parallel(args, model)
+    layout = _check_parallel(args, model)
     context_len = _context_len(args, model)
+    dp_attn = args.dp_size if layout.dp_attention else 0
 
     chunk = args.chunked_prefill_size
     if chunk is None:
@@ -275,19 +253,32 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     mem_frac = args.mem_fraction_static
     if mem_frac is None:
         mem_frac = auto_mem_fraction_static(
-            gpu_mib, chunk, args.max_prefill_tokens, graph_max_bs, tp
+            gpu_mib, chunk, args.max_prefill_tokens, graph_max_bs, tp, dp_attn
         )
+    conservativeness = args.schedule_conservativeness
+    if layout.dp_attention:
+        # Each DP rank's scheduler gets a share of the chunk.
+        chunk = chunk // args.dp_size if chunk > 0 else chunk
+        conservativeness *= fact("dp_attn_conservativeness")
 
-    dtype_bytes, weight_bytes = _weights(model, args)
+    dtype_bytes, weight_bytes = weights(model, args)
     kv_bytes = _facts.KV_CACHE_BYTES.get(args.kv_cache_dtype, dtype_bytes)
-    low_precision = args.quantization in _facts.LOW_PRECISION_GEMM
+    quant = args.quantization or model.quantization
+    low_precision = quant in _facts.LOW_PRECISION_GEMM
     gemm_flops = gpu.fp8_flops if low_precision and gpu.fp8_flops else gpu.bf16_flops
-    kv_cell = max(1, model.kv_heads // tp) * model.head_dim * model.layers * 2 * kv_bytes
+    if model.is_mla:
+        # MLA caches one compressed latent per token and layer, shared by all heads: every
+        # GPU of an attention group holds it whole.
+        kv_cell = (model.kv_lora_rank + model.qk_rope_head_dim) * model.layers * kv_bytes
+    else:
+        kv_cell = (
+            max(1, model.kv_heads // layout.attn_tp) * model.head_dim * model.layers * 2 * kv_bytes
+        )
 
     runtime_mib = fact("runtime_reserve_mib")
     weight_mib = weight_bytes / _MIB
     if weight_mib + runtime_mib > gpu_mib:
-        raise _oom(
+        raise oom(
             "Load weight failed. ",
             weight_mib,
             gpu_mib - runtime_mib,
@@ -316,19 +307,20 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     max_running = pool_size
     if args.max_running_requests is None:
         max_running = max(1, min(max_total // 2, pool_size))
-    graph_bs = () if args.disable_cuda_graph else capture_sizes(graph_max_bs, pool_size)
+    graph_off = args.disable_cuda_graph or not layout.cuda_graph
+    graph_bs = () if graph_off else capture_sizes(graph_max_bs, pool_size)
 
     chunk_size = None if chunk == -1 else chunk
     # Start-up only exercises batches up to the chunk (or prefill budget) size; a longer
     # unchunked prompt would fail later, at run time, as in SGLang.
     act_tokens = chunk_size or args.max_prefill_tokens
-    need_mib = _activation_mib(model, tp, act_tokens, dtype_bytes) + fact("graph_mib_per_bs") * (
+    need_mib = activation_mib(model, tp, act_tokens, dtype_bytes) + fact("graph_mib_per_bs") * (
         graph_bs[-1] if graph_bs else 0
     )
     free_mib = gpu_mib * (1 - mem_frac)
     if need_mib > free_mib:
         if graph_bs:
-            raise _oom(
+            raise oom(
                 "Capture cuda graph failed: ",
                 need_mib,
                 free_mib,
@@ -338,7 +330,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
                 "disable CUDA graph by --disable-cuda-graph. (Not recommended. Huge "
                 "performance loss)",
             )
-        raise _oom(
+        raise oom(
             "Warmup forward failed. ",
             need_mib,
             free_mib,
@@ -359,6 +351,10 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         tokenizer_path=args.tokenizer_path or args.model_path,
         mem_fraction_static=mem_frac,
         chunked_prefill_size=chunk,
+        schedule_conservativeness=conservativeness,
+        ep_size=layout.ep if model.is_moe else _parallel.effective_ep(args),
+        enable_dp_attention=layout.dp_attention,
+        disable_cuda_graph=graph_off,
         cuda_graph_max_bs=graph_max_bs,
         max_running_requests=max_running,
         context_length=context_len,
@@ -390,7 +386,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         cuda_graph_bs=graph_bs,
         torch_compile_max_bs=args.torch_compile_max_bs if args.enable_torch_compile else 0,
         schedule_policy=policy,
-        conservativeness=args.schedule_conservativeness,
+        conservativeness=conservativeness,
         radix_cache=not args.disable_radix_cache,
         mixed_chunk=args.enable_mixed_chunk,
         overlap=not args.disable_overlap_schedule,
@@ -399,6 +395,8 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         capture_s=capture_s,
         startup_s=startup_s,
         server_info=info,
+        layout=layout,
+        decoder_weight_bytes=weight_format(model, args)[1],
     )
 
 
@@ -422,36 +420,3 @@ def resolve_server_args(
     """
     args = _args.parse_mapping(server_args, gpu=gpu, num_gpus=num_gpus)
     return dict(resolve(args).server_info)
-
-
-def log_memory(config: EngineConfig) -> list[str]:
-    """SGLang-like start-up log lines about memory.
-
-    Args:
-        config: Resolved configuration.
-
-    Returns:
-        Lines in start-up order.
-    """
-    gib = 1024.0**3
-    total = config.gpu.memory_mib / 1024
-    weights = config.weight_bytes / gib
-    avail = total - weights - fact("runtime_reserve_mib") / 1024
-    kv = config.max_total_tokens * config.kv_cell_bytes / gib
-    graph = fact("graph_mib_per_bs") * (config.cuda_graph_bs[-1] if config.cuda_graph_bs else 0)
-    return [
-        f"Load weight end. type={config.model.architecture}, dtype=torch.bfloat16, "
-        f"avail mem={avail:.2f} GB, mem usage={weights:.2f} GB.",
-        f"KV Cache is allocated. #tokens: {config.max_total_tokens}, "
-        f"K size: {kv / 2:.2f} GB, V size: {kv / 2:.2f} GB",
-        f"Memory pool end. avail mem={avail - kv:.2f} GB",
-        f"Capture cuda graph end. Time elapsed: "
-        f"{config.capture_s:.2f} s. "
-        f"mem usage={graph / 1024:.2f} GB. avail mem={avail - kv - graph / 1024:.2f} GB.",
-        f"max_total_num_tokens={config.max_total_tokens}, "
-        f"chunked_prefill_size={config.chunked_prefill_size or -1}, "
-        f"max_prefill_tokens={config.max_prefill_tokens}, "
-        f"max_running_requests={config.max_running_requests}, "
-        f"context_len={config.context_len}, "
-        f"available_gpu_mem={avail - kv - graph / 1024:.2f} GB",
-    ]

@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-from twin import _args, _engine, _gpus, _http, _resolve, _tokenizer
+from twin import _args, _engine, _gpus, _http, _memory, _profile, _resolve, _tokenizer
 from twin._errors import StartupError
 from twin._facts import fact
 
@@ -24,7 +24,7 @@ def _failure_delay(args: argparse.Namespace, error: Exception) -> float:
     # weights are loaded, argument-like errors during initialisation.
     if not isinstance(error, StartupError) or error.kind != "oom":
         return fact("init_s")
-    return _resolve.load_seconds(args)
+    return _memory.load_seconds(args)
 
 
 async def _load(state: _http.ServerState) -> bool:
@@ -44,7 +44,7 @@ async def _load(state: _http.ServerState) -> bool:
     model_dir = config.model.path
     tokenizer_dir = pathlib.Path(args.tokenizer_path) if args.tokenizer_path else None
     state.tokenizer = _tokenizer.load_tokenizer(tokenizer_dir, model_dir)
-    memory_lines = _resolve.log_memory(config)
+    memory_lines = _memory.log_memory(config)
     await asyncio.sleep(config.load_s / scale + extra)
     for line in memory_lines[:3]:
         _log.info(line)
@@ -158,6 +158,11 @@ def serve(args: argparse.Namespace) -> int:
     _log.info("server_args=ServerArgs(%s)", ", ".join(f"{k}={v!r}" for k, v in vars(args).items()))
     if unmodelled := _args.not_modelled(args):
         _log.warning("Not modelled by the twin (accepted, no effect): %s", ", ".join(unmodelled))
+    profile = _profile.load_profile(args.profile) if args.profile else None
+    if profile is not None:
+        _log.info("Fact profile %s: %s", args.profile, dict(profile.factors))
     state = _http.ServerState(args)
-    asyncio.run(_main(state))
+    # Every task of the loop copies this context: the profile holds for the whole process.
+    with _profile.using_profile(profile):
+        asyncio.run(_main(state))
     return state.exit_code

@@ -1,10 +1,17 @@
-"""genai-bench traffic scenarios: parsing and sampling of prompt and output lengths."""
+"""genai-bench traffic: scenario parsing and sampling, and the lengths of a prompt dataset."""
 
 from __future__ import annotations
 
+import pathlib
 import re
+from collections.abc import Sequence
 
 import numpy as np
+
+from twin import _tokenizer
+
+# A max_tokens no natural stop reaches: the stop is then the model's own.
+_UNCAPPED = 1 << 30
 
 _PATTERNS = {
     "D": re.compile(r"^D\((\d+),(\d+)\)$"),
@@ -57,3 +64,32 @@ def sample_lengths(
         inputs = rng.uniform(low_in, high_in, count)
         outputs = rng.uniform(low_out, high_out, count)
     return (np.maximum(1, inputs.astype(np.int64)), np.maximum(2, outputs.astype(np.int64)))
+
+
+def dataset_lengths(
+    prompts: Sequence[str], tokenizer_dir: str | pathlib.Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (input, output) token lengths the twin gives genai-bench's dataset-mode requests.
+
+    genai-bench's dataset mode sends each prompt as one user message, with no ``max_tokens``
+    and ``ignore_eos`` false. The twin counts the prompt after the chat template (as SGLang
+    counts ``usage.prompt_tokens``) and stops where its simulated model stops by itself
+    (:func:`twin._tokenizer.natural_length`, before any context limit, which the estimator
+    applies per configuration).
+
+    Args:
+        prompts: The prompts, one per request.
+        tokenizer_dir: A tokenizer directory (with ``tokenizer.json``); None or a directory
+            without one: the bundled tokenizer. Nothing is downloaded.
+
+    Returns:
+        Two integer arrays, one entry per prompt.
+    """
+    directory = pathlib.Path(tokenizer_dir) if tokenizer_dir is not None else None
+    tokenizer = _tokenizer.load_tokenizer(directory)
+    inputs, outputs = [], []
+    for prompt in prompts:
+        ids = tokenizer.encode_chat([{"role": "user", "content": prompt}])
+        inputs.append(len(ids))
+        outputs.append(_tokenizer.natural_length(ids, _UNCAPPED))
+    return np.asarray(inputs, dtype=np.int64), np.asarray(outputs, dtype=np.int64)

@@ -121,10 +121,10 @@ def test_every_sglang_flag_is_accepted(sglang_table: dict[str, dict[str, Any]]) 
 
 def test_unmodelled_flags_are_accepted_and_listed() -> None:
     args = _args.parse_argv(["--model-path", "m", "--speculative-algorithm", "EAGLE",
-                             "--enable-dp-attention", "--page-size", "16",
+                             "--enable-two-batch-overlap", "--page-size", "16",
                              "--quantization", "awq", "--kv-cache-dtype", "bf16"])
-    assert args.speculative_algorithm == "EAGLE" and args.enable_dp_attention
-    assert _args.not_modelled(args) == ["enable_dp_attention", "page_size",
+    assert args.speculative_algorithm == "EAGLE" and args.enable_two_batch_overlap
+    assert _args.not_modelled(args) == ["enable_two_batch_overlap", "page_size",
                                         "speculative_algorithm"]
     assert _args.not_modelled(_args.parse_argv(["--model-path", "m"])) == []
     with pytest.raises(ValueError, match="--speculative-algorithm"):
@@ -160,22 +160,22 @@ def test_server_and_estimate_say_what_they_do_not_model() -> None:
     from tests.twin import support
 
     flags = {"model_path": "Llama-3.2-1B-Instruct", "speculative_algorithm": "EAGLE",
-             "enable_dp_attention": True}
+             "enable_two_batch_overlap": True}
     result = twin.estimate(flags, scenario="D(16,4)", concurrency=1, max_requests=2)
-    assert result["not_modelled"] == ["enable_dp_attention", "speculative_algorithm"]
+    assert result["not_modelled"] == ["enable_two_batch_overlap", "speculative_algorithm"]
     port = support.free_port()
     proc = support.launch(["--model-path", "Llama-3.2-1B-Instruct", "--port", str(port),
                            "--startup-time-scale", "1000", "--speculative-algorithm", "EAGLE",
-                           "--enable-dp-attention"])
+                           "--enable-two-batch-overlap"])
     url = f"http://127.0.0.1:{port}"
     try:
         support.wait_ready(url, proc)
         info = httpx.get(f"{url}/get_server_info").json()
     finally:
         log = support.stop(proc)
-    assert info["not_modelled"] == ["enable_dp_attention", "speculative_algorithm"]
+    assert info["not_modelled"] == ["enable_two_batch_overlap", "speculative_algorithm"]
     assert info["speculative_algorithm"] == "EAGLE"
-    assert "Not modelled by the twin (accepted, no effect): enable_dp_attention, " \
+    assert "Not modelled by the twin (accepted, no effect): enable_two_batch_overlap, " \
         "speculative_algorithm" in log
 
 

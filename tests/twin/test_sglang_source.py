@@ -105,9 +105,9 @@ def test_auto_mem_fraction_static_rule_matches_the_wheel(sglang_wheel: Any) -> N
     tokens = _g("reserve_min_prefill_tokens")
     per_token = _g("reserve_mib_per_prefill_token")
     # What twin._resolve.auto_mem_fraction_static implements, in order. Not modelled: the
-    # dp-attention and speculative-decoding terms (accepted but listed as not modelled)
-    # and the multimodal adjustment (the catalog has text models only).
-    skipped = ("self.enable_dp_attention", "self.speculative_algorithm", "model_config")
+    # speculative-decoding term (accepted but listed as not modelled) and the multimodal
+    # adjustment (the catalog has text models only).
+    skipped = ("self.speculative_algorithm", "model_config")
     kept = [
         ast.unparse(n)
         for n in block.body
@@ -121,6 +121,12 @@ def test_auto_mem_fraction_static_rule_matches_the_wheel(sglang_wheel: Any) -> N
         f"    reserved_mem += max(self.max_prefill_tokens, {tokens}) * {per_token}",
         f"reserved_mem += self.cuda_graph_max_bs * {_g('reserve_mib_per_graph_bs')}",
         f"reserved_mem += self.tp_size * self.pp_size / 8 * {_g('reserve_mib_per_8_ranks')}",
+        "if self.enable_dp_attention:\n"
+        "    reserved_mem += self.cuda_graph_max_bs * self.dp_size * "
+        f"{_g('dp_attn_reserve_mib_per_bs_rank')}\n"
+        f"    if self.cuda_graph_max_bs > {_g('dp_attn_reserve_large_bs')}:\n"
+        "        reserved_mem += self.cuda_graph_max_bs * self.dp_size * "
+        f"{_g('dp_attn_reserve_large_mib_per_bs_rank')}",
         f"if gpu_mem is not None and gpu_mem > {fact('reserve_floor_gpu_mib') / 1024:g} * 1024:"
         f"\n    reserved_mem = max(reserved_mem, {fact('reserve_floor_mib') / 1024:g} * 1024)",
         "self.mem_fraction_static = round((gpu_mem - reserved_mem) / gpu_mem, 3) if gpu_mem "

@@ -1,0 +1,69 @@
+"""The facts of the mixture-of-experts and data-parallel-attention model (issue 14), with
+their units and sources; merged into ``twin._facts.FACTS``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from twin._fact_types import SERVER_ARGS_MEMORY, Fact
+
+__all__ = ["MOE_FACTS"]
+
+_SERVER_ARGS = SERVER_ARGS_MEMORY
+
+MOE_FACTS: Mapping[str, Fact] = MappingProxyType(
+    {
+        "fp8_block_scale_bytes": Fact(
+            4.0 / (128 * 128),
+            "bytes/weight",
+            "fp32 scale per 128 x 128 block of fp8 block-quantized weights (DeepSeek-V3/R1)",
+            "DeepSeek-V3 config.json quantization_config weight_block_size [128, 128]; "
+            "weight_scale_inv is float32",
+        ),
+        "dp_attn_reserve_mib_per_bs_rank": Fact(
+            3.0,
+            "MiB",
+            "extra auto-mem-fraction reserve per cuda_graph_max_bs x dp_size with dp-attention",
+            _SERVER_ARGS,
+        ),
+        "dp_attn_reserve_large_mib_per_bs_rank": Fact(
+            1.5,
+            "MiB",
+            "further reserve per cuda_graph_max_bs x dp_size when cuda_graph_max_bs is above "
+            "dp_attn_reserve_large_bs",
+            _SERVER_ARGS,
+        ),
+        "dp_attn_reserve_large_bs": Fact(
+            300.0,
+            "requests",
+            "cuda_graph_max_bs above which dp-attention reserves the further memory",
+            _SERVER_ARGS,
+        ),
+        "dp_attn_conservativeness": Fact(
+            0.3,
+            "",
+            "factor on --schedule-conservativeness with dp-attention",
+            "sglang 0.5.5 srt/server_args.py ServerArgs._handle_data_parallelism",
+        ),
+        "a2a_dispatch_bytes": Fact(
+            1.0,
+            "bytes/element",
+            "bytes per hidden element DeepEP dispatches to an expert (fp8 dispatch)",
+            "DeepEP README (deepseek-ai/DeepEP): FP8 dispatch, BF16 combine",
+        ),
+        "a2a_combine_bytes": Fact(
+            2.0,
+            "bytes/element",
+            "bytes per hidden element DeepEP combines back from an expert (bf16)",
+            "DeepEP README (deepseek-ai/DeepEP): FP8 dispatch, BF16 combine",
+        ),
+        "a2a_latency_s": Fact(
+            20e-6,
+            "s",
+            "fixed latency of one all-to-all (dispatch or combine) inside one node",
+            "twin's own order-of-magnitude choice for an intranode NVLink all-to-all "
+            "(kernel launch + barrier); not fitted to a measurement",
+        ),
+    }
+)
