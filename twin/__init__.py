@@ -2,6 +2,7 @@
 
 ``python -m twin.launch_server`` serves the OpenAI API with SGLang's scheduler simulated in
 (optionally scaled) real time; ``twin.estimate`` runs the same model in virtual time.
+``twin.using_profile`` / ``twin.load_profile`` apply fact profiles fitted to measurements.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from twin._catalog import MODELS as _MODELS
 from twin._errors import StartupError
 from twin._estimate import estimate
 from twin._gpus import GPU_TABLE as _GPU_TABLE
+from twin._profile import Profile, load_profile, using_profile
 from twin._resolve import VERSION as SGLANG_VERSION
 from twin._resolve import memory_tier as _memory_tier
 from twin._resolve import resolve_server_args
-from twin._tokenizer import BUNDLED_TOKENIZER
+from twin._tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+from twin._workload import dataset_lengths, sample_lengths
 
 CATALOG: tuple[str, ...] = tuple(_MODELS)
 GPUS: tuple[str, ...] = tuple(_GPU_TABLE)
@@ -31,11 +34,17 @@ __all__ = [
     "BUNDLED_TOKENIZER",
     "CATALOG",
     "GPUS",
+    "Profile",
     "SGLANG_VERSION",
     "SM100_GPUS",
     "auto_chunked_prefill_size",
+    "dataset_lengths",
     "StartupError",
     "estimate",
+    "load_profile",
+    "load_tokenizer",
     "modelled_flags",
     "resolve_server_args",
+    "sample_lengths",
+    "using_profile",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
 
-from twin import _args, _estimate, _resolve
+from twin import _args, _estimate, _profile, _resolve
 from twin._errors import StartupError
 
 
@@ -29,8 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     mode = workload.add_mutually_exclusive_group(required=True)
     mode.add_argument("--concurrency", type=int, help="closed-loop clients")
-    mode.add_argument("--request-rate", type=float, help="Poisson arrivals per second")
+    mode.add_argument("--request-rate", type=float, help="arrivals per second (Poisson)")
     mode.add_argument("--num-prompts", type=int, help="requests all sent at time 0")
+    workload.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=None,
+        help="with --concurrency: users started per second (default: the concurrency, as "
+        "genai-bench; inf: all at once, as bench_serving --max-concurrency)",
+    )
+    workload.add_argument(
+        "--burstiness",
+        type=float,
+        default=1.0,
+        help="with --request-rate: gamma shape of the gaps (1: Poisson; bench_serving's)",
+    )
     workload.add_argument(
         "--max-requests",
         type=int,
@@ -77,27 +91,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _args.validate(args)
-        for flag, value in (
-            ("--concurrency", args.concurrency),
-            ("--num-prompts", args.num_prompts),
-            ("--max-requests", args.max_requests),
-        ):
-            if value is not None and value < 1:
-                raise ValueError(f"{flag} must be >= 1")
-        if args.request_rate is not None and not args.request_rate > 0:
-            raise ValueError("--request-rate must be > 0")
-        if args.max_requests is not None and args.num_prompts is not None:
-            raise ValueError("--max-requests cannot be combined with --num-prompts")
-        config = _resolve.resolve(args)
-        result = _estimate.simulate(
-            config,
-            scenario=args.scenario,
+        _estimate.check_load(
             concurrency=args.concurrency,
             request_rate=args.request_rate,
             num_prompts=args.num_prompts,
             max_requests=args.max_requests,
-            seed=args.seed,
+            spawn_rate=args.spawn_rate,
+            burstiness=args.burstiness,
         )
+        profile = _profile.load_profile(args.profile) if args.profile else None
+        with _profile.using_profile(profile) if profile else contextlib.nullcontext():
+            config = _resolve.resolve(args)
+            result = _estimate.simulate(
+                config,
+                scenario=args.scenario,
+                concurrency=args.concurrency,
+                request_rate=args.request_rate,
+                num_prompts=args.num_prompts,
+                max_requests=args.max_requests,
+                seed=args.seed,
+                spawn_rate=args.spawn_rate,
+                burstiness=args.burstiness,
+            )
     except StartupError as e:
         print(f"{e}", file=sys.stderr)
         return 1

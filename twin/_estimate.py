@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from twin import _args, _perf, _replica, _request, _resolve, _stats, _workload
+from twin import _args, _perf, _profile, _replica, _request, _resolve, _stats, _workload
 from twin._facts import fact
 
 
@@ -56,17 +58,25 @@ def simulate(
     num_prompts: int | None,
     max_requests: int | None,
     seed: int,
+    lengths: tuple[Sequence[int] | np.ndarray, Sequence[int] | np.ndarray] | None = None,
+    ignore_eos: bool = True,
+    spawn_rate: float | None = None,
+    burstiness: float = 1.0,
 ) -> dict[str, Any]:
     """Runs a workload through the scheduler model in virtual time.
 
     Args:
         config: Resolved configuration.
-        scenario: genai-bench traffic scenario.
+        scenario: genai-bench traffic scenario (only a label when ``lengths`` is given).
         concurrency: Closed-loop clients (genai-bench's ``--num-concurrency``).
         request_rate: Poisson arrivals per second.
         num_prompts: Requests all sent at time 0 (``bench_serving --request-rate inf``).
         max_requests: Requests to complete (concurrency) or to send (request rate).
         seed: Seed of length sampling, arrivals and the ``random`` policy.
+        lengths: See :func:`estimate`.
+        ignore_eos: See :func:`estimate`.
+        spawn_rate: See :func:`estimate`.
+        burstiness: See :func:`estimate`.
 
     Returns:
         ``{"aggregated_metrics": {...}, "scheduler": {...}}``: genai-bench's aggregated
@@ -77,8 +87,10 @@ def simulate(
     if concurrency is not None:
         total = max_requests if max_requests is not None else max(4 * concurrency, 64)
         issue = total + concurrency
-        # genai-bench spawns its users at --spawn-rate = concurrency users per second.
-        sends = [i / concurrency for i in range(concurrency)]
+        # genai-bench starts its users at --spawn-rate users/s (default: concurrency); an
+        # infinite rate starts them all at once, as bench_serving --max-concurrency does.
+        rate = spawn_rate if spawn_rate is not None else concurrency
+        sends = [i / rate for i in range(concurrency)]
     elif request_rate is not None:
         total = (
             max_requests
@@ -86,13 +98,30 @@ def simulate(
             else max(64, min(10_000, math.ceil(60 * request_rate)))
         )
         issue = total
-        sends = np.cumsum(rng.exponential(1.0 / request_rate, total)).tolist()
+        if burstiness == 1.0:
+            gaps = rng.exponential(1.0 / request_rate, total)
+        else:  # bench_serving --burstiness: gamma gaps of the same mean, shape = burstiness
+            gaps = rng.gamma(burstiness, 1.0 / (request_rate * burstiness), total)
+        sends = np.cumsum(gaps).tolist()
     else:
         assert num_prompts is not None
         total = issue = num_prompts
         sends = [0.0] * total
-    inputs, outputs = _workload.sample_lengths(scenario, issue, rng)
+    if lengths is None:
+        inputs, outputs = _workload.sample_lengths(scenario, issue, rng)
+    else:
+        # genai-bench's dataset mode: random.choice over the prompts, with replacement.
+        picks = rng.integers(0, len(lengths[0]), issue)
+        inputs, outputs = np.asarray(lengths[0])[picks], np.asarray(lengths[1])[picks]
     in_list, out_list = inputs.tolist(), outputs.tolist()
+    if ignore_eos:
+        max_list = out_list
+    else:
+        # No max_tokens sent: SGLang's init_req_max_new_tokens fills the context, and the
+        # model stops by itself within that (as the twin server does).
+        room = min(config.context_len - 1, config.max_total_tokens - 1)
+        max_list = [max(1, room - n - 1) for n in in_list]
+        out_list = [min(o, m) for o, m in zip(out_list, max_list, strict=True)]
 
     perf = _perf.PerfModel(config)
     replicas = [_replica.Replica(config, perf, None, seed + i) for i in range(config.dp)]
@@ -115,8 +144,10 @@ def simulate(
         while issued < issue and finished < total:
             i = issued
             issued += 1
-            if request_error(config, in_list[i], out_list[i]) is None:
-                req = _request.Request(i, in_list[i], out_list[i], out_list[i], at + frontend)
+            if request_error(config, in_list[i], max_list[i]) is None:
+                req = _request.Request(
+                    i, in_list[i], out_list[i], max_list[i], at + frontend, ignore_eos
+                )
                 heapq.heappush(arrivals, (req.arrival, next(ids), req))
                 return
             errors[400] = errors.get(400, 0) + 1
@@ -202,6 +233,38 @@ def simulate(
     return {"aggregated_metrics": metrics, "scheduler": scheduler}
 
 
+def check_load(
+    *,
+    concurrency: int | None,
+    request_rate: float | None,
+    num_prompts: int | None,
+    max_requests: int | None,
+    spawn_rate: float | None,
+    burstiness: float,
+) -> None:
+    """Refuses a load :func:`simulate` cannot run: exactly one of closed-loop users, a request
+    rate or a batch of prompts, each with only its own options.
+
+    Raises:
+        ValueError: naming the argument.
+    """
+    modes = [m for m in (concurrency, request_rate, num_prompts) if m is not None]
+    if len(modes) != 1:
+        raise ValueError("give exactly one of concurrency, request_rate and num_prompts")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    if request_rate is not None and not request_rate > 0:
+        raise ValueError("request_rate must be > 0")
+    if num_prompts is not None and num_prompts < 1:
+        raise ValueError("num_prompts must be >= 1")
+    if spawn_rate is not None and (concurrency is None or not spawn_rate > 0):
+        raise ValueError("spawn_rate goes with concurrency and must be > 0 (inf: all at once)")
+    if burstiness != 1.0 and (request_rate is None or not 0 < burstiness < math.inf):
+        raise ValueError("burstiness goes with request_rate and must be a positive number")
+    if max_requests is not None and (max_requests < 1 or num_prompts is not None):
+        raise ValueError("max_requests must be >= 1 and cannot be combined with num_prompts")
+
+
 def estimate(
     server_args: Mapping[str, object],
     *,
@@ -213,6 +276,11 @@ def estimate(
     max_requests: int | None = None,
     seed: int = 0,
     num_gpus: int = 8,
+    lengths: tuple[Sequence[int] | np.ndarray, Sequence[int] | np.ndarray] | None = None,
+    ignore_eos: bool = True,
+    profile: _profile.Profile | str | os.PathLike[str] | None = None,
+    spawn_rate: float | None = None,
+    burstiness: float = 1.0,
 ) -> dict[str, Any]:
     """Estimates genai-bench's results for a server configuration, without a server.
 
@@ -224,16 +292,34 @@ def estimate(
             ``tp_size``, ``mem_fraction_static``, ...); ``model_path`` is required.
         gpu: Simulated GPU (``twin.GPUS``).
         scenario: genai-bench traffic scenario, e.g. ``"D(1024,256)"``.
-        concurrency: Closed-loop clients, started over one second like genai-bench's users,
-            each sending its next request when the previous one completes, until
-            ``max_requests`` complete (default ``max(4*C, 64)``); requests still in flight
-            then are dropped, as genai-bench does.
-        request_rate: Poisson arrivals per second of ``max_requests`` requests (default about
-            a minute of traffic, at least 64, at most 10,000).
+        concurrency: Closed-loop clients, started at ``spawn_rate`` users per second like
+            genai-bench's users, each sending its next request when the previous one
+            completes, until ``max_requests`` complete (default ``max(4*C, 64)``); requests
+            still in flight then are dropped, as genai-bench does.
+        request_rate: Arrivals per second of ``max_requests`` requests (default about a
+            minute of traffic, at least 64, at most 10,000): Poisson, or gamma with
+            ``burstiness``.
         num_prompts: Requests all sent at time 0 (offline throughput).
         max_requests: See ``concurrency`` and ``request_rate``.
         seed: Seed of the length sampling and arrivals.
         num_gpus: GPUs on the simulated host.
+        lengths: Explicit ``(input, output)`` token lengths to draw requests from, uniformly
+            with replacement, instead of sampling ``scenario`` (which is then only the
+            label of the result), e.g. :func:`twin.dataset_lengths` of a prompt file.
+        ignore_eos: As genai-bench's scenarios send it (true: each request generates exactly
+            its output length); false, as its dataset mode sends: no ``max_tokens``, so each
+            request may use the context left, and stops at its output length or there.
+        spawn_rate: With ``concurrency``: users started per second; default
+            ``concurrency`` (genai-bench's default ``--spawn-rate``: all within one second);
+            ``math.inf`` starts them all at once (SGLang's ``bench_serving
+            --max-concurrency``, aiperf, genai-perf). How users start decides whether their
+            prefills stay in synchronised waves or spread out, so it moves TTFT a lot.
+        burstiness: With ``request_rate``: the shape of gamma-distributed gaps between
+            arrivals (``bench_serving --burstiness``); 1 is Poisson, below 1 burstier,
+            above 1 more even.
+        profile: A fact profile (:func:`twin.load_profile`), or the path of its file, to
+            estimate with; default: the one active in this context (:func:`twin.using_profile`),
+            if any.
 
     Returns:
         ``{"aggregated_metrics": {...}, "scheduler": {...}, "not_modelled": [...]}``: the
@@ -244,30 +330,33 @@ def estimate(
         flags set that the twin accepts but does not simulate (their effect is missing).
 
     Raises:
-        ValueError: A flag or argument is invalid (the message names it).
+        ValueError: A flag or argument is invalid, or the profile file is (the message names
+            it).
         StartupError: The configuration would fail to start (``kind`` is "oom" or "startup").
     """
-    modes = [m for m in (concurrency, request_rate, num_prompts) if m is not None]
-    if len(modes) != 1:
-        raise ValueError("give exactly one of concurrency, request_rate and num_prompts")
-    if concurrency is not None and concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
-    if request_rate is not None and not request_rate > 0:
-        raise ValueError("request_rate must be > 0")
-    if num_prompts is not None and num_prompts < 1:
-        raise ValueError("num_prompts must be >= 1")
-    if max_requests is not None and (max_requests < 1 or num_prompts is not None):
-        raise ValueError("max_requests must be >= 1 and cannot be combined with num_prompts")
-    _workload.sample_lengths(scenario, 0, np.random.default_rng(0))
+    if profile is not None and not isinstance(profile, _profile.Profile):
+        profile = _profile.load_profile(profile)
+    check_load(concurrency=concurrency, request_rate=request_rate, num_prompts=num_prompts,
+               max_requests=max_requests, spawn_rate=spawn_rate, burstiness=burstiness)
+    if lengths is None:
+        _workload.sample_lengths(scenario, 0, np.random.default_rng(0))
+    elif len(lengths[0]) != len(lengths[1]) or len(lengths[0]) == 0:
+        raise ValueError("lengths: give equally long, non-empty input and output lengths")
     args = _args.parse_mapping(server_args, gpu=gpu, num_gpus=num_gpus)
-    config = _resolve.resolve(args)
-    result = simulate(
-        config,
-        scenario=scenario,
-        concurrency=concurrency,
-        request_rate=request_rate,
-        num_prompts=num_prompts,
-        max_requests=max_requests,
-        seed=seed,
-    )
+    # No profile given: keep the caller's active one (using_profile(None) would drop it).
+    with _profile.using_profile(profile) if profile else contextlib.nullcontext():
+        config = _resolve.resolve(args)
+        result = simulate(
+            config,
+            scenario=scenario,
+            concurrency=concurrency,
+            request_rate=request_rate,
+            num_prompts=num_prompts,
+            max_requests=max_requests,
+            seed=seed,
+            lengths=lengths,
+            ignore_eos=ignore_eos,
+            spawn_rate=spawn_rate,
+            burstiness=burstiness,
+        )
     return {**result, "not_modelled": _args.not_modelled(args)}

@@ -163,6 +163,26 @@ def test_modes_and_determinism() -> None:
     assert rate["request_rate"] == 5.0 and 15 < rate["run_duration"] < 25
 
 
+def test_how_users_start_decides_ttft() -> None:
+    # Issue 14: 16 users started together (bench_serving --max-concurrency, aiperf) keep their
+    # 1024-token prefills in waves; started over a second (genai-bench) they spread out.
+    load = {"scenario": "D(1024,256)", "concurrency": 16, "max_requests": 64}
+    ramp, _ = _run(**load)
+    burst, _ = _run(**load, spawn_rate=float("inf"))
+    assert burst["stats"]["ttft"]["mean"] > 4 * ramp["stats"]["ttft"]["mean"]
+    default, _ = _run(**load, spawn_rate=16.0)
+    assert default == ramp  # genai-bench's default: as many users per second as there are
+
+
+def test_bursty_arrivals_queue_more_than_poisson() -> None:
+    load = {"scenario": "D(1024,256)", "request_rate": 10.0, "max_requests": 300}
+    poisson, _ = _run(**load)
+    bursty, _ = _run(**load, burstiness=0.2)
+    even, _ = _run(**load, burstiness=20.0)
+    assert bursty["stats"]["ttft"]["p99"] > poisson["stats"]["ttft"]["p99"] \
+        > even["stats"]["ttft"]["p99"]
+
+
 def test_requests_longer_than_the_context_fail() -> None:
     metrics, _ = _run(
         {"context_length": 1000}, scenario="D(900,200)", concurrency=2, max_requests=10
@@ -179,6 +199,10 @@ def test_requests_longer_than_the_context_fail() -> None:
         {"concurrency": 0},
         {"num_prompts": 5, "max_requests": 3},
         {"request_rate": -1.0},
+        {"request_rate": 1.0, "spawn_rate": 4.0},
+        {"concurrency": 4, "spawn_rate": 0.0},
+        {"concurrency": 4, "burstiness": 0.5},
+        {"request_rate": 1.0, "burstiness": -1.0},
     ],
 )
 def test_bad_workload_arguments(kwargs: dict[str, Any]) -> None:
@@ -204,3 +228,26 @@ def test_speed() -> None:
     start = time.process_time()
     metrics, _ = _run(scenario="N(480,240)/(300,150)", concurrency=32, max_requests=10_000)
     assert metrics["num_requests"] / (time.process_time() - start) > 10_000
+
+
+def test_explicit_lengths_stand_in_for_a_scenario() -> None:
+    args = {"model_path": "Llama-3.1-8B-Instruct"}
+    shaped = twin.estimate(args, scenario="D(300,40)", concurrency=8, max_requests=64)
+    given = twin.estimate(args, scenario="D(300,40)", concurrency=8, max_requests=64,
+                          lengths=([300, 300], [40, 40]))
+    assert given["aggregated_metrics"] == shaped["aggregated_metrics"]
+    with pytest.raises(ValueError, match="lengths"):
+        twin.estimate(args, scenario="dataset", concurrency=8, lengths=([1, 2], [3]))
+
+
+def test_without_ignore_eos_outputs_stop_within_the_context() -> None:
+    # Dataset mode: no max_tokens, so a request may use the context left; an output longer
+    # than that stops at the limit (context 1000 here) instead of failing with HTTP 400.
+    args = {"model_path": "Llama-3.1-8B-Instruct", "context_length": 1000}
+    result = twin.estimate(args, scenario="dataset", concurrency=4, max_requests=32,
+                           lengths=([900], [500]), ignore_eos=False)
+    stats = result["aggregated_metrics"]["stats"]["num_output_tokens"]
+    assert result["aggregated_metrics"]["num_error_requests"] == 0
+    assert stats["max"] == 1000 - 1 - 900 - 1
+    with_eos = twin.estimate(args, scenario="D(900,500)", concurrency=4, max_requests=32)
+    assert with_eos["aggregated_metrics"]["num_error_requests"] > 0

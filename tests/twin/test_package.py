@@ -9,8 +9,10 @@ import twin
 
 def test_public_names() -> None:
     assert sorted(twin.__all__) == sorted(
-        ["BUNDLED_TOKENIZER", "CATALOG", "GPUS", "SGLANG_VERSION", "SM100_GPUS", "StartupError",
-         "auto_chunked_prefill_size", "estimate", "modelled_flags", "resolve_server_args"]
+        ["BUNDLED_TOKENIZER", "CATALOG", "GPUS", "SGLANG_VERSION", "SM100_GPUS", "Profile",
+         "StartupError", "auto_chunked_prefill_size", "dataset_lengths", "estimate",
+         "load_profile", "load_tokenizer", "modelled_flags", "resolve_server_args",
+         "sample_lengths", "using_profile"]
     )
     assert twin.SGLANG_VERSION == "0.5.5" and twin.SM100_GPUS <= set(twin.GPUS)
     # SGLang's auto chunk size follows the GPU's memory: 8192 on an 80 GB H100 and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tuner.backends._estimate import read_profile
 from tuner.backends._process import ProcessBackend
 from tuner.backends._registry import register
 from tuner.spec import TwinBackendSpec
@@ -15,8 +16,9 @@ __all__ = ["TwinBackend"]
 @register("twin")
 class TwinBackend(ProcessBackend):
     """Deviations from real SGLang: the server is ``python -m twin.launch_server`` with the
-    simulated GPU (``--gpu``), its count (``--num-gpus``), ``--time-scale`` and one ``--fault``
-    per ``backend.faults`` entry; measured latencies and throughputs are rescaled to real time.
+    simulated GPU (``--gpu``), its count (``--num-gpus``), ``--time-scale``, one ``--fault``
+    per ``backend.faults`` entry and ``--profile`` when ``backend.profile`` is set; measured
+    latencies and throughputs are rescaled to real time.
     GPUs are simulated, so any number of them fit on a CPU host."""
 
     def _backend(self) -> TwinBackendSpec:
@@ -39,7 +41,15 @@ class TwinBackend(ProcessBackend):
             "--time-scale",
             str(backend.time_scale),
             *(arg for fault in backend.faults for arg in ("--fault", fault)),
+            # An absolute path without control characters (the spec checks it), never
+            # starting with '-': argv cannot take it for a flag.
+            *(["--profile", backend.profile] if backend.profile else []),
         ]
+
+    def preflight(self) -> None:
+        super().preflight()
+        # The server would refuse a bad profile at start-up, once per trial: say it once.
+        read_profile(self._backend().profile, "backend.profile")
 
     def time_scale(self) -> float:
         return self._backend().time_scale

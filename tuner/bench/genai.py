@@ -62,6 +62,13 @@ class Server:
     time_scale: float = 1.0
 
 
+def spawn_rate(workload: WorkloadSpec, concurrency: int, time_scale: float) -> int:
+    """genai-bench's --spawn-rate (users per wall second): the spec's rate, or the level's
+    concurrency as genai-bench defaults to, sped up by the twin's time scale so that the
+    server sees its users start at the rate the estimator assumes (it runs in server time)."""
+    return max(1, round((workload.spawn_rate or concurrency) * time_scale))
+
+
 def build_argv(
     server: Server,
     *,
@@ -70,8 +77,16 @@ def build_argv(
     concurrency: int,
     tokenizer: str,
     out_dir: Path,
+    dataset: Path | None = None,
 ) -> list[str]:
-    """The genai-bench command for one level (reports off, everything explicit)."""
+    """The genai-bench command for one level (reports off, everything explicit).
+
+    Args:
+        dataset: the prompts as a JSON list the tuner wrote
+            (:func:`tuner.workload.write_for_genai_bench`), for ``workload.dataset``: the
+            scenario ``dataset`` sends them as they are, a D/N/U scenario cuts their text to
+            its lengths.
+    """
     return [
         sys.executable,
         str(Path(__file__).with_name("_genai_main.py")),
@@ -92,6 +107,8 @@ def build_argv(
         scenario,
         "--num-concurrency",
         str(concurrency),
+        "--spawn-rate",
+        str(spawn_rate(workload, concurrency, server.time_scale)),
         "--max-requests-per-run",
         str(workload.max_requests_per_level),
         "--max-time-per-run",
@@ -102,6 +119,7 @@ def build_argv(
         "result",
         "--log-dir",
         str(out_dir),
+        *(["--dataset-path", str(dataset)] if dataset is not None else []),
     ]
 
 
@@ -131,8 +149,14 @@ def run(
     Raises:
         BenchmarkError: genai-bench crashed, timed out, or wrote no result.
         ServerExitedError: ``abort`` returned a reason.
+        SpecError: ``workload.dataset`` cannot be read.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = None
+    if workload.dataset is not None:
+        from tuner.workload import write_for_genai_bench
+
+        dataset = write_for_genai_bench(workload.dataset, out_dir)
     argv = build_argv(
         server,
         workload=workload,
@@ -140,6 +164,7 @@ def run(
         concurrency=concurrency,
         tokenizer=tokenizer,
         out_dir=out_dir,
+        dataset=dataset,
     )
     log_path = out_dir / "genai-bench.out"
     timeout = _minutes(workload.max_seconds_per_level) * 60 + _FIXED_OVERHEAD_S

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from tuner import StudyResult, check_cluster, default_store_path, launch_text, objective
 from tuner.backends import BACKENDS, make
-from tuner.cli import _flags
+from tuner.cli import _calibrate, _flags, _plan, _workload
 from tuner.exceptions import SpecError, TunerError
 from tuner.spec import SEARCH_ALGORITHMS, StudySpec, load_spec, override, spec_from_dict
 from tuner.store import Store, open_store
@@ -163,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(command=_render)
 
     _flags.register(add)
+    _workload.register(add)
+    _plan.register(add)
+    _calibrate.register(add)
     return parser
 
 
@@ -230,8 +233,7 @@ def _print_outcome(console: Console, result: StudyResult) -> None:
     spec = result.spec
     console.print(
         f"study {state}. best: trial {best.number} {best.params} "
-        f"{objective.metric_name(spec.objective)}="
-        f"[bold green]{best.score:.1f}[/]{' per GPU' if spec.objective.per_gpu else ''}"
+        f"{objective.score_label(spec.objective)}=[bold green]{best.score:.4g}[/]"
     )
     console.print(f"launch: {result.best_launch}", soft_wrap=True, highlight=False)
     _print_analysis(console, result)

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 
 from tuner import backends, objective, serverargs
+from tuner.backends._estimate import read_profile
 from tuner.exceptions import NotSupportedError
 from tuner.search._space import Space, config_key
 from tuner.spec import EstimateBackendSpec, StudySpec
@@ -100,6 +101,7 @@ def prescreen(spec: StudySpec, capacity: int, *, workdir: Path | None = None) ->
     Raises:
         NotSupportedError: the twin cannot model this study (unknown model or GPU type); the
             study can run without a pre-screen.
+        SpecError: the profile to estimate with cannot be read.
     """
     options = spec.search.prescreen
     assert options is not None
@@ -110,10 +112,18 @@ def prescreen(spec: StudySpec, capacity: int, *, workdir: Path | None = None) ->
             f"search.prescreen: backend '{spec.backend.kind}' does not name its GPU type; "
             "set search.prescreen.gpu (e.g. H100) to pre-screen"
         )
+    # A twin's own profile describes the servers it predicts: estimate with it by default.
+    field, profile = "search.prescreen.profile", options.profile
+    if profile is None and (profile := getattr(spec.backend, "profile", None)):
+        field = "backend.profile"
+    read_profile(profile, field)  # a bad file fails the study now, naming its field
     estimate_spec = spec.model_copy(
         update={
             "backend": EstimateBackendSpec(
-                gpu=gpu, gpus=capacity, startup_timeout_s=spec.backend.startup_timeout_s
+                gpu=gpu,
+                gpus=capacity,
+                startup_timeout_s=spec.backend.startup_timeout_s,
+                profile=profile,
             )
         }
     )

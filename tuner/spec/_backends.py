@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from tuner import serverargs
 from tuner.spec import _limits
 from tuner.spec._base import K8S_NAME, MODEL_TEXT, PATH_TEXT, GpuType, Part
+from tuner.spec._dataset import LocalPath
 
 __all__ = [
     "BackendSpec",
@@ -16,8 +17,19 @@ __all__ = [
     "LocalBackendSpec",
     "OmeBackendSpec",
     "OmeBenchmarkJobSpec",
+    "ProfilePath",
     "TwinBackendSpec",
 ]
+
+# A fact profile file (``autotuner calibrate`` writes one), checked like a prompt file's path:
+# plain and made absolute. Whether it exists and parses is checked when a study starts
+# (``Backend.preflight``, the pre-screen), not here: a spec stored in the database must keep
+# loading after the file has moved, to be shown, exported or compared.
+ProfilePath = LocalPath
+_PROFILE_TEXT = (
+    "Fact profile (YAML, from autotuner calibrate) whose factors scale the twin's calibrated "
+    "facts; relative paths are relative to the working directory; stored absolute."
+)
 
 
 class _BackendBase(Part):
@@ -79,6 +91,7 @@ class TwinBackendSpec(_SimulatedBase):
         "crash-after=N (exit after N requests), hang, slow-start=SECONDS, http500-rate=P "
         "(a fraction P of generation requests answered with HTTP 500); for testing the tuner.",
     )
+    profile: ProfilePath | None = Field(None, description=_PROFILE_TEXT + " Passed as --profile.")
 
     @field_validator("faults")
     @classmethod
@@ -104,6 +117,7 @@ class EstimateBackendSpec(_SimulatedBase):
     kind: Literal["estimate"] = "estimate"
     gpu: GpuType = Field("H100", description="The simulated GPU.")
     gpus: int = Field(1, ge=1, le=64, description="Simulated GPUs the study may use at once.")
+    profile: ProfilePath | None = Field(None, description=_PROFILE_TEXT)
 
 
 class LocalBackendSpec(_BackendBase):

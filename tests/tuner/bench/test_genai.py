@@ -76,6 +76,20 @@ def test_one_level_is_measured_and_rescaled(healthy: Deployment, tmp_path: Path)
     assert argv[argv.index("--max-time-per-run") + 1] == "1"  # 60 s as whole minutes
 
 
+def test_users_start_at_the_spawn_rate_in_the_servers_time() -> None:
+    # genai-bench's users start at --spawn-rate per wall second; a twin S times faster than
+    # real time must see them start at the rate the estimator assumes in its own time.
+    server = genai.Server("http://127.0.0.1:1", "m", time_scale=10.0)
+
+    def rate(workload: WorkloadSpec, concurrency: int) -> str:
+        argv = genai.build_argv(server, workload=workload, scenario="D(128,32)",
+                                concurrency=concurrency, tokenizer="tok", out_dir=Path("/x"))
+        return argv[argv.index("--spawn-rate") + 1]
+
+    assert rate(WORKLOAD, 4) == "40"  # genai-bench's default, the concurrency, made explicit
+    assert rate(WORKLOAD.model_copy(update={"spawn_rate": 2}), 64) == "20"
+
+
 def test_a_level_where_every_request_fails_has_error_rate_1(tmp_path: Path) -> None:
     process, deployment = start_twin("--fault", "http500-rate=1.0")
     try:
