@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Cookie, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from api._errors import AuthError, BodyTooLargeError, UnsupportedMediaTypeError
+from api._body import document_body, read_document
+from api._errors import AuthError
 from service import BestConfig, Service, StudyView, trials_csv
-from tuner.exceptions import SpecError, TunerError
-from tuner.spec import StudySpec, spec_from_dict
+from tuner.exceptions import TunerError
+from tuner.spec import spec_from_dict
 from tuner.store import EventRecord, StudyRecord, TrialRecord
 
 __all__ = ["SESSION_COOKIE", "router"]
 
-# A spec is a few KiB; 1 MiB leaves room for long descriptions and lists, and bounds what
-# one request can make the service parse.
-MAX_BODY_BYTES = 1 << 20
 # Items one page of trials or events may hold; without a limit, trials come all at once and
 # events 100,000 to a page (a study of a thousand trials writes about ten thousand).
 MAX_PAGE = 1000
@@ -64,16 +60,7 @@ def require_token(request: Request, service: ServiceDep,
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
 
-_SPEC_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "A study spec, as JSON (or YAML with a YAML content type).",
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
-            "application/yaml": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
-        },
-    },
-}
+_SPEC_BODY = document_body("StudySpec", "a study spec")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid bearer token (when the service has one)."},
     404: {"description": "No such study."},
@@ -134,65 +121,12 @@ async def create_study(request: Request, service: ServiceDep) -> StudyView:
     The study starts when fewer than the service's limit of studies are running; its trials
     share the service's GPU pool with every other study.
     """
-    kind = _body_kind(request.headers.get("content-type", ""))
-    body = await _read_body(request, MAX_BODY_BYTES)
+    data = await read_document(request, "a study spec")
     # Validation can take a second (a grid of 100,000 points): never on the event loop.
-    spec = await run_in_threadpool(_parse_spec, body, kind)
+    spec = await run_in_threadpool(spec_from_dict, data, source="the request body",
+                                   base_dir=service.manager.datasets_dir)
     record = await run_in_threadpool(service.manager.submit, spec)
     return await run_in_threadpool(service.view, record)
-
-
-_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-
-
-def _body_kind(content_type: str) -> str:
-    """``json`` or ``yaml`` by the media type; anything else is refused, so that a form or a
-    cross-site ``text/plain`` POST (which browsers send without asking) is never read."""
-    media = content_type.partition(";")[0].strip().lower()
-    if media == "application/json" or (media.startswith("application/") and
-                                       media.endswith("+json")):
-        return "json"
-    if media in _YAML_TYPES:
-        return "yaml"
-    raise UnsupportedMediaTypeError(
-        f"the body's content type is {media or 'missing'}; send the spec as "
-        "'Content-Type: application/json' (or YAML as 'application/yaml')")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is over ``limit`` bytes (without reading the rest)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(_too_large(limit))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(_too_large(limit))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> str:
-    return (f"the body is over {limit // 1024} KiB; a study spec is a few KiB: "
-            "list fewer values, or use ranges")
-
-
-def _parse_spec(body: bytes, kind: str) -> StudySpec:
-    if not body.strip():
-        raise SpecError("the request body is empty; send a study spec as JSON",
-                        [("body", "a study spec is required")])
-    name = kind.upper()
-    try:
-        data = yaml.safe_load(body) if kind == "yaml" else json.loads(body)
-    except (ValueError, yaml.YAMLError) as e:
-        raise SpecError(f"the request body is not valid {name}: {e}",
-                        [("body", f"not valid {name}")]) from e
-    except RecursionError as e:  # [[[[... nested deeper than the parser's stack
-        raise SpecError(f"the request body nests too deeply to be a study spec ({name})",
-                        [("body", "nested too deeply")]) from e
-    return spec_from_dict(data, source="the request body")
 
 
 @router.get("/studies/{study_id}", summary="Get a study", responses=_ERRORS)

@@ -12,7 +12,7 @@ from typing import Any
 import tuner
 from service._errors import StudyBusyError
 from tuner.events import EventKind
-from tuner.exceptions import StoreError, StudyRunningError, TunerError
+from tuner.exceptions import SpecError, StoreError, StudyRunningError, TunerError
 from tuner.spec import StudySpec, spec_from_dict
 from tuner.store import LEASE_S, Store, StudyRecord, StudyState, open_store
 
@@ -92,6 +92,7 @@ class StudyManager:
                  max_running: int = 2, driver: Driver | None = None,
                  resume_interrupted: bool = False) -> None:
         self.store: Store = open_store(store_path)
+        self.datasets_dir = tuner.datasets_dir(Path(store_path))
         self.gpus = gpus
         self.ray_dashboard = ray_dashboard
         self.max_running = max(1, max_running)
@@ -143,8 +144,10 @@ class StudyManager:
         """Record a new study and queue it to run.
 
         Raises:
+            SpecError: its ``workload.dataset`` lies outside :attr:`datasets_dir`.
             StoreError: the store cannot be written.
         """
+        self._check_dataset(spec)
         record = self.driver.create_study(spec, store=self.store)
         self._enqueue(_Job(record.study_id, spec, resume=False))
         return self.store.get_study(record.study_id)
@@ -166,9 +169,24 @@ class StudyManager:
                                  "Submit a new study to search further",
                                  study_id=study_id, state=record.state.value)
         spec = spec_from_dict(record.spec, source=f"study {study_id}")
+        self._check_dataset(spec)
         self.store.set_study_state(study_id, StudyState.QUEUED, "waiting to resume")
         self._enqueue(_Job(study_id, spec, resume=True))
         return self.store.get_study(study_id)
+
+    def _check_dataset(self, spec: StudySpec) -> None:
+        """Refuse a prompt file outside the datasets folder: the service would read any file
+        its user can, for whoever may submit a study, and send it to a model server."""
+        dataset = spec.workload.dataset
+        if dataset is None:
+            return
+        folder = self.datasets_dir.resolve()
+        if not Path(dataset.path).resolve().is_relative_to(folder):
+            raise SpecError(
+                f"workload.dataset.path: this service reads prompt files from {folder} only; "
+                "copy the file there and name it relative to that folder",
+                [("workload.dataset.path", f"outside the service's datasets folder {folder}")],
+            )
 
     def stop(self, study_id: str) -> StudyRecord:
         """Stop a running study (its servers go) or drop a queued one. Idempotent.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_home", "default_store_path", "study_workdir"]
+__all__ = ["datasets_dir", "default_home", "default_store_path", "study_workdir"]
 
 
 def default_home() -> Path:
@@ -21,3 +21,11 @@ def default_store_path() -> Path:
 def study_workdir(store_path: Path, study_id: str) -> Path:
     """A study's server logs, benchmark results and Ray state: next to its store."""
     return store_path.parent / "studies" / study_id
+
+
+def datasets_dir(store_path: Path) -> Path:
+    """The one folder whose prompt files a service's studies may read (``workload.dataset``):
+    ``$AUTOTUNER_DATASETS``, or ``datasets`` next to the store. A service reads files for
+    whoever may submit a study, so it never reads from anywhere else."""
+    folder = os.environ.get("AUTOTUNER_DATASETS")
+    return Path(folder).expanduser() if folder else store_path.parent / "datasets"

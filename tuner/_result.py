@@ -80,7 +80,9 @@ class StudyResult:
         for trial in self.trials:
             if trial.state == TrialState.FAILED:
                 continue
-            for point in objective.operating_points(trial.levels, spec.objective, trial.gpus):
+            for point in objective.operating_points(
+                trial.levels, spec.objective, trial.gpus, spec.workload
+            ):
                 points.append(
                     {
                         "trial": trial.trial_id,

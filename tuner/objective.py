@@ -7,11 +7,12 @@ levels it disagrees with failing the SLO.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS, LevelMetrics
-from tuner.spec import ObjectiveSpec, WorkloadSpec
+from tuner.spec import COST_METRIC, ObjectiveSpec, WorkloadSpec
 
 __all__ = [
     "METRICS",
@@ -23,6 +24,7 @@ __all__ = [
     "operating_points",
     "pareto_front",
     "score",
+    "score_label",
     "scored",
     "slo_excess",
     "tradeoff_latency",
@@ -38,17 +40,45 @@ _GOODPUT_METRIC = {
 
 
 def metric_name(objective: ObjectiveSpec) -> str:
-    """The level metric the score is taken from."""
-    if objective.metric == "goodput":
+    """The level metric the score is taken from (the goodput for ``cost_per_mtok``)."""
+    if objective.metric in ("goodput", COST_METRIC):
         return _GOODPUT_METRIC[objective.throughput]
     return objective.metric
 
 
+def score_label(objective: ObjectiveSpec) -> str:
+    """What the score is, for titles and headers: ``goodput per GPU``,
+    ``cost_per_mtok (USD)``, ``ttft_p99_ms``, ..."""
+    if objective.metric == COST_METRIC:
+        return f"{COST_METRIC} (USD)"
+    return objective.metric + (" per GPU" if objective.per_gpu else "")
+
+
 def direction(objective: ObjectiveSpec) -> str:
-    """``max`` or ``min``."""
+    """The score's: ``max`` or ``min``."""
     if objective.direction:
         return objective.direction
-    return "min" if metric_name(objective) in (*LATENCY_METRICS, "error_rate") else "max"
+    lower_better = (*LATENCY_METRICS, "error_rate", COST_METRIC)
+    return "min" if objective.metric in lower_better or metric_name(objective) in lower_better \
+        else "max"
+
+
+def _pick(objective: ObjectiveSpec) -> Callable[..., Any]:
+    """``max`` or ``min``: how the best level of a scenario is chosen by :func:`metric_name`
+    (the highest goodput also gives the lowest cost per token)."""
+    if objective.metric == COST_METRIC:
+        return max
+    return max if direction(objective) == "max" else min
+
+
+def _as_score(value: float, objective: ObjectiveSpec, gpus: int) -> float:
+    """A value of :func:`metric_name` (a mean over scenarios) in the score's unit: per GPU,
+    or the GPUs' price per million output tokens at that goodput."""
+    if objective.metric == COST_METRIC:
+        assert objective.usd_per_gpu_hour is not None  # the study spec fills it in
+        usd_per_hour = objective.usd_per_gpu_hour * max(gpus, 1)
+        return usd_per_hour / (value * 3600) * 1e6 if value > 0 else math.inf
+    return value / gpus if objective.per_gpu else value
 
 
 def scored(level: LevelMetrics, objective: ObjectiveSpec) -> LevelMetrics:
@@ -80,10 +110,16 @@ def meets_slo(level: LevelMetrics, objective: ObjectiveSpec) -> bool:
     return not violations(level, objective)
 
 
-def score(levels: Sequence[LevelMetrics], objective: ObjectiveSpec, gpus: int) -> float | None:
+def score(
+    levels: Sequence[LevelMetrics],
+    objective: ObjectiveSpec,
+    gpus: int,
+    workload: WorkloadSpec | None = None,
+) -> float | None:
     """The trial's score: per scenario, the best metric value over levels meeting the SLO;
-    then the mean over scenarios. None when some scenario has no such level."""
-    name, best = metric_name(objective), max if direction(objective) == "max" else min
+    then the mean over scenarios, weighted by their shares of traffic (``workload.weights``;
+    equal without a workload or weights). None when some scenario has no such level."""
+    name, best = metric_name(objective), _pick(objective)
     per_scenario: dict[str, list[float]] = {}
     for level in (scored(level, objective) for level in levels):
         per_scenario.setdefault(level.scenario, [])
@@ -91,8 +127,16 @@ def score(levels: Sequence[LevelMetrics], objective: ObjectiveSpec, gpus: int) -
             per_scenario[level.scenario].append(getattr(level, name))
     if not per_scenario or any(not values for values in per_scenario.values()):
         return None
-    value = sum(best(values) for values in per_scenario.values()) / len(per_scenario)
-    return value / gpus if objective.per_gpu else value
+    value = _weighted_mean(
+        {scenario: best(values) for scenario, values in per_scenario.items()}, workload
+    )
+    return _as_score(value, objective, gpus)
+
+
+def _weighted_mean(by_scenario: dict[str, float], workload: WorkloadSpec | None) -> float:
+    """The mean of per-scenario values, each counted by its share of the traffic."""
+    shares = {s: workload.weight(s) if workload else 1.0 for s in by_scenario}
+    return sum(v * shares[s] for s, v in by_scenario.items()) / sum(shares.values())
 
 
 def best_level(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> LevelMetrics | None:
@@ -102,7 +146,7 @@ def best_level(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> Leve
     if not feasible:
         return None
     name = metric_name(objective)
-    pick = max if direction(objective) == "max" else min
+    pick = _pick(objective)
     return pick(feasible, key=lambda level: float(getattr(level, name)))
 
 
@@ -136,7 +180,7 @@ def slo_excess(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -> floa
     bounds = objective.slo.bounds()
     worst: float | None = None
     name = metric_name(objective)
-    pick = max if direction(objective) == "max" else min
+    pick = _pick(objective)
     for group in _by_scenario(levels, objective).values():
         feasible = [level for level in group if meets_slo(level, objective)]
         if feasible:
@@ -160,7 +204,7 @@ def tradeoff_latency(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -
     if objective.pareto is None:
         return None
     name = metric_name(objective)
-    pick = max if direction(objective) == "max" else min
+    pick = _pick(objective)
     worst: float | None = None
     for group in _by_scenario(levels, objective).values():
         feasible = [level for level in group if meets_slo(level, objective)]
@@ -173,10 +217,14 @@ def tradeoff_latency(levels: Sequence[LevelMetrics], objective: ObjectiveSpec) -
 
 
 def operating_points(
-    levels: Sequence[LevelMetrics], objective: ObjectiveSpec, gpus: int
+    levels: Sequence[LevelMetrics],
+    objective: ObjectiveSpec,
+    gpus: int,
+    workload: WorkloadSpec | None = None,
 ) -> list[dict[str, float]]:
     """A trial's operating points: per concurrency level where every scenario meets the SLO,
-    the score metric (mean over scenarios, per GPU if the objective says so) and the
+    the score metric (mean over scenarios weighted as in :func:`score`, per GPU if the
+    objective says so) and the
     ``objective.pareto`` latency (worst over scenarios). Empty for a single-objective study."""
     latency = objective.pareto
     if latency is None:
@@ -192,11 +240,13 @@ def operating_points(
             continue
         if not all(meets_slo(level, objective) for level in group):
             continue
-        value = sum(float(getattr(level, name)) for level in group) / len(group)
+        value = _weighted_mean(
+            {level.scenario: float(getattr(level, name)) for level in group}, workload
+        )
         points.append(
             {
                 "concurrency": concurrency,
-                "score": value / gpus if objective.per_gpu else value,
+                "score": _as_score(value, objective, gpus),
                 "latency": max(float(getattr(level, latency)) for level in group),
             }
         )
@@ -234,6 +284,7 @@ class Ladder:
     def __init__(self, workload: WorkloadSpec, objective: ObjectiveSpec, gpus: int) -> None:
         self._objective = objective
         self._gpus = gpus
+        self._workload = workload
         self._loads = list(workload.concurrency)
         self._climbing = list(workload.scenarios)
         self.rung = 0
@@ -270,13 +321,16 @@ class Ladder:
     @property
     def rung_value(self) -> float | None:
         """The score metric at the last rung measured, whether or not it met the SLO (mean
-        over its scenarios, per GPU if the objective says so); None before any rung."""
+        over its scenarios weighted as the score is, per GPU if the objective says so); None
+        before any rung."""
         last = self._last_rung()
         if not last:
             return None
         name = metric_name(self._objective)
-        value = sum(float(getattr(level, name)) for level in last) / len(last)
-        return value / self._gpus if self._objective.per_gpu else value
+        value = _weighted_mean(
+            {level.scenario: float(getattr(level, name)) for level in last}, self._workload
+        )
+        return _as_score(value, self._objective, self._gpus)
 
     @property
     def rung_excess(self) -> float | None:
@@ -290,7 +344,7 @@ class Ladder:
     @property
     def score(self) -> float | None:
         """The score so far (see :func:`score`)."""
-        return score(self.levels, self._objective, self._gpus)
+        return score(self.levels, self._objective, self._gpus, self._workload)
 
     @property
     def slo_excess(self) -> float | None:

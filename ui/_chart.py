@@ -60,7 +60,8 @@ def study_front(spec: StudySpec, trials: list[TrialRecord], y: str) -> list[list
     for trial in trials:
         if trial.state == TrialState.FAILED:
             continue
-        operating += objective.operating_points(trial.levels, tradeoff, trial.gpus)
+        operating += objective.operating_points(trial.levels, tradeoff, trial.gpus,
+                                                spec.workload)
     front = objective.pareto_front(operating, tradeoff)
     return sorted([round(p["score"], 3), round(p["latency"], 3)] for p in front)
 

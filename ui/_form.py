@@ -285,7 +285,8 @@ class _NewStudyPage:
             if data is None:
                 return None, [("yaml", "not a valid YAML mapping")]
             try:
-                return spec_from_dict(data, source="the YAML"), []
+                return spec_from_dict(data, source="the YAML",
+                                      base_dir=self.svc.manager.datasets_dir), []
             except SpecError as e:
                 return None, e.errors or [("spec", str(e))]
         return self.form.validate()

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import wait_for
 from tests.api.fakes import QUICK_SPEC
 from tests.api.live import live_service
+from tests.changes import changed
 from webapp import RedactQuery, is_loopback
 
 TOKEN = "s3cret-token"
@@ -36,14 +37,7 @@ def secured(make_app: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch,
 
 
 def spec(**changes: Any) -> dict[str, Any]:
-    data = json.loads(json.dumps(QUICK_SPEC))
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return data
+    return changed(QUICK_SPEC, **changes)
 
 
 def body(data: Any) -> bytes:
@@ -157,6 +151,31 @@ def test_hand_made_inputs_are_4xx_naming_the_field(secured: TestClient, content:
     if path is not None:
         assert path in {e["path"] for e in error["errors"]}, error["errors"]
     assert secured.get("/api/studies").json() == []
+
+
+@pytest.mark.parametrize("where", ["/etc/passwd", "../store.db", "datasets/../../x.txt"])
+def test_a_prompt_file_outside_the_datasets_folder_is_refused(secured: TestClient,
+                                                               tmp_path: Path, where: str) -> None:
+    # A service reads prompt files for whoever may submit a study and sends them to a model
+    # server: only from its datasets folder, never /etc/passwd or the store.
+    response = secured.post("/api/studies", content=body(
+        spec(**{"workload__dataset": {"path": where, "format": "txt"}})),
+        headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text[:500]
+    assert "workload.dataset.path" in {e["path"] for e in response.json()["errors"]}
+    assert secured.get("/api/studies").json() == []
+
+
+def test_a_prompt_file_in_the_datasets_folder_is_read_from_there(secured: TestClient,
+                                                                  tmp_path: Path) -> None:
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "chat.txt").write_text("hello there\nhow are you\n")
+    response = secured.post("/api/studies", content=body(
+        spec(**{"workload__dataset": {"path": "chat.txt"}})),
+        headers={"content-type": "application/json"})
+    assert response.status_code == 201, response.text[:500]
+    stored = response.json()["spec"]["workload"]["dataset"]["path"]
+    assert stored == str(tmp_path / "datasets" / "chat.txt")
 
 
 def test_json_and_yaml_types_are_read(secured: TestClient) -> None:

@@ -58,3 +58,24 @@ def test_the_chart_draws_the_studys_pareto_front() -> None:
     assert front["data"] == [[round(p["score"], 3), round(p["latency"], 3)]
                              for p in study.pareto]
     assert front["data"] == [[168.75, 124.0], [450.0, 256.0]]
+
+
+def test_the_front_weighs_scenarios_by_their_share_of_traffic() -> None:
+    """With weighted scenarios the chart's front is the study's (weighted) one, not a plain
+    mean over scenarios."""
+    scenarios = [{"scenario": "D(256,128)", "weight": 9}, {"scenario": "D(64,32)", "weight": 1}]
+    data = {**QUICK_SPEC, "workload": {**QUICK_SPEC["workload"], "scenarios": scenarios},
+            "objective": {**QUICK_SPEC["objective"], "pareto": "ttft_p99_ms"}}
+    spec = spec_from_dict(data)
+    params = {"tp_size": 1, "max_running_requests": 8}
+    trial = TrialRecord(study_id="s", trial_id="t1", number=1, params=params,
+                        state=TrialState.COMPLETED, gpus=1,
+                        levels=[level("D(256,128)", 4, params),
+                                {**level("D(64,32)", 4, params), "output_throughput": 1000.0}])
+    study = StudyResult(study=StudyRecord(study_id="s", name="svc-test", spec=data,
+                                          state=StudyState.COMPLETED, created_at=0.0),
+                        trials=[trial])
+    front = chart_options(spec, [trial], "ttft_p99_ms")["series"][2]["data"]
+    assert front == [[round(p["score"], 3), round(p["latency"], 3)] for p in study.pareto]
+    heavy = level("D(256,128)", 4, params)["output_throughput"]
+    assert front[0][0] == round((9 * heavy + 1000.0) / 10, 3) != round((heavy + 1000) / 2, 3)

@@ -56,6 +56,7 @@ class LocalBackend(ProcessBackend):
         Raises:
             SpecError: naming ``backend.python``, what is wrong and what to set instead.
         """
+        super().preflight()
         python = self.python()
         fix = (
             "set backend.python to the interpreter of the environment where "

@@ -164,15 +164,18 @@ class Backend(abc.ABC):
         """Check, once before the first trial, what the spec alone cannot: that this host or
         cluster can start servers at all (an interpreter with SGLang, a reachable API).
 
-        The default checks nothing. An implementation must be quick (seconds), start no
-        server, and leave nothing behind.
+        The default checks that ``workload.dataset`` can be read (an override calls it). An
+        implementation must be quick (seconds), start no server, and leave nothing behind.
 
         Raises:
             SpecError: a backend field names something unusable (the message names the field
-                and what to set instead).
+                and what to set instead), or the prompt file cannot be read.
             NotSupportedError: the environment cannot run this backend.
         """
-        return None  # a hook, not abstract: backends with nothing to check keep working
+        from tuner.workload import check_dataset
+
+        # Every backend's trials read the prompt file: a bad one fails here, by line.
+        check_dataset(self.spec.workload)
 
     def sweep(self) -> list[str]:
         """Remove leftovers of this study from an earlier driver; return their names."""

@@ -12,6 +12,7 @@ from tuner.spec._base import GPU_TYPES
 from tuner.spec._load import from_prototype_task, load_spec, spec_from_dict
 from tuner.spec._overrides import override
 from tuner.spec._parts import (
+    COST_METRIC,
     SEARCH_ALGORITHMS,
     SLO,
     ConfirmSpec,
@@ -24,6 +25,7 @@ from tuner.spec._parts import (
 from tuner.spec._study import DEFAULT_MAX_TRIALS, RangeSpec, StudySpec
 
 __all__ = [
+    "COST_METRIC",
     "DEFAULT_MAX_TRIALS",
     "GPU_TYPES",
     "SEARCH_ALGORITHMS",

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import math
-import typing
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pydantic
-import yaml
-
-from tuner._bounded import first_bound_passed
-from tuner._hints import did_you_mean
 from tuner.exceptions import SpecError
+from tuner.spec._document import check_shape, read_document, validated
 from tuner.spec._study import StudySpec
 
 __all__ = ["load_spec", "spec_from_dict"]
@@ -26,126 +20,44 @@ def load_spec(source: str | Path) -> StudySpec:
         SpecError: the file is missing, unreadable, or the spec is invalid.
     """
     path = Path(source)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise SpecError(f"cannot read spec file {path}: {e.strerror}; check the path") from e
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path} is not valid YAML or JSON: {e}") from e
-    except RecursionError as e:
-        raise SpecError(f"{path} nests too deeply to be a study spec") from e
-    return spec_from_dict(data, source=str(path))
+    data = read_document(path, "a study spec")
+    return spec_from_dict(data, source=str(path), base_dir=path.parent)
 
 
-def spec_from_dict(data: Any, *, source: str = "spec") -> StudySpec:
+def _dataset_beside(data: Any, folder: Path) -> Any:
+    """The spec with a relative ``workload.dataset.path`` made relative to ``folder`` (the
+    spec file's, where ``workload from-log`` writes it; the service's datasets folder), not
+    to wherever the tuner was started."""
+    workload = data.get("workload") if isinstance(data, dict) else None
+    dataset = workload.get("dataset") if isinstance(workload, dict) else None
+    path = dataset.get("path") if isinstance(dataset, dict) else None
+    if not isinstance(path, str) or not path or Path(path).expanduser().is_absolute():
+        return data
+    if path.startswith("-"):
+        return data  # refused by the spec with its reason
+    assert isinstance(workload, dict) and isinstance(dataset, dict)
+    dataset = {**dataset, "path": str(folder / path)}
+    return {**data, "workload": {**workload, "dataset": dataset}}
+
+
+def spec_from_dict(
+    data: Any, *, source: str = "spec", base_dir: Path | None = None
+) -> StudySpec:
     """Validate a spec given as a dict (a prototype task dict is converted first).
+
+    Args:
+        base_dir: where a relative ``workload.dataset.path`` lies; default: the working
+            directory.
 
     Raises:
         SpecError: listing every bad field as ``path: reason``.
     """
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: a spec must be a mapping of fields, not {type(data).__name__}")
-    _check_shape(data, source)
+    check_shape(data, source, "a study spec")
     if "task_name" in data or "parameters" in data:
         data = from_prototype_task(data)
-    try:
-        return StudySpec.model_validate(data)
-    except pydantic.ValidationError as e:
-        errors = _tidy(e.errors())
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in errors)
-        raise SpecError(f"{source} is not a valid study spec:\n{lines}", errors) from e
-
-
-# A spec has hundreds of values, a long one thousands; YAML aliases can make a small file
-# stand for billions (or for itself), which nothing downstream should ever walk.
-_MAX_VALUES = 200_000
-_MAX_DEPTH = 20
-
-
-def _check_shape(data: Any, source: str) -> None:
-    """Refuse data with more values or deeper nesting than a spec can have (visits are
-    counted, so an alias repeated or cycling counts each time)."""
-    passed = first_bound_passed(data, _members, max_nodes=_MAX_VALUES, max_depth=_MAX_DEPTH)
-    if passed == "nodes":
-        raise SpecError(
-            f"{source} has more than {_MAX_VALUES:,} values (or YAML aliases that repeat "
-            "themselves); a study spec is far smaller: write the values out",
-            [("spec", f"more than {_MAX_VALUES:,} values")],
-        )
-    if passed == "depth":
-        raise SpecError(
-            f"{source} nests deeper than {_MAX_DEPTH} levels; a study spec is far flatter",
-            [("spec", f"nested deeper than {_MAX_DEPTH} levels")],
-        )
-
-
-def _members(value: Any) -> Iterable[Any]:
-    if isinstance(value, dict):
-        return value.values()
-    if isinstance(value, list | tuple):
-        return value
-    return ()
-
-
-def _tidy(raw: list[Any]) -> list[tuple[str, str]]:
-    """One ``(path, reason)`` per problem: a value that fits no member of a union (a fixed
-    flag's bool | int | float | str, a list or a range) gets pydantic's error for each member;
-    keep the telling ones ("finite number") over "should be a valid <type>"."""
-    described = [(*_describe(err), _is_type_error(err)) for err in raw]
-    telling = {path for path, _, is_type in described if not is_type}
-    out: list[tuple[str, str]] = []
-    for path, reason, is_type in described:
-        deeper = any(t.startswith(f"{path}.") for t in telling)
-        if is_type and (path in telling or deeper):
-            continue
-        if (path, reason) not in out:
-            out.append((path, reason))
-    return out
-
-
-def _is_type_error(err: Any) -> bool:
-    kind = str(err["type"])
-    return kind.endswith("_type") or kind in ("model_attributes_type", "is_instance_of")
-
-
-_UNION_TAGS = ("bool", "int", "float", "str")
-
-
-def _describe(err: Any) -> tuple[str, str]:
-    loc = [str(part) for part in err["loc"]]
-    # Drop the union tags pydantic adds (e.g. "twin" in backend.twin.gpu, list[...] in space.x).
-    loc = [p for p in loc if not p.startswith(("list[", "RangeSpec", "function-"))]
-    loc = [p for p in loc if p not in _UNION_TAGS]  # a scalar's member: fixed.x.float
-    if loc[:1] == ["backend"] and len(loc) > 1:
-        del loc[1]  # the discriminator tag: backend.twin.gpu is backend.gpu to the user
-    message = err["msg"].removeprefix("Value error, ")
-    head, sep, rest = message.partition(": ")
-    if not loc and sep and head.split(".")[0] in StudySpec.model_fields:
-        loc, message = head.split("."), rest  # a cross-field check names its own field
-    elif loc and sep and head in _fields_at(loc):
-        loc, message = [*loc, head], rest  # a part's check names a field of that part
-    path = ".".join(loc) or "spec"
-    if err["type"] == "extra_forbidden":
-        message = "unknown field" + did_you_mean(loc[-1], _fields_at(loc[:-1]))
-    return path, message
-
-
-def _fields_at(loc: list[str]) -> list[str]:
-    model: type[pydantic.BaseModel] | None = StudySpec
-    for part in loc:
-        field = model.model_fields.get(part) if model else None
-        annotation = getattr(field, "annotation", None)
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
-            else None
-        )
-        if model is None:
-            from tuner.spec._backends import BackendSpec  # a union: look in every member
-
-            members = typing.get_args(typing.get_args(BackendSpec)[0])
-            return sorted({name for m in members for name in m.model_fields})
-    return list(model.model_fields) if model else []
+    if base_dir is not None:
+        data = _dataset_beside(data, base_dir)
+    return validated(StudySpec, data, source, "a study spec")
 
 
 # --- the earlier prototype's task JSON --------------------------------------------------------

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+import pydantic
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from tuner._hints import did_you_mean
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS
 from tuner.spec import _limits
+from tuner.spec._backends import ProfilePath
 from tuner.spec._base import MODEL_TEXT, PATH_TEXT, GpuType, Part
+from tuner.spec._dataset import DatasetSpec, WeightedScenario
 from tuner.spec._expr import Expression
 
+# The objective metric priced by the GPU-hour: USD per million output tokens.
+COST_METRIC = "cost_per_mtok"
+
 __all__ = [
+    "COST_METRIC",
     "SEARCH_ALGORITHMS",
     "SLO",
     "ConfirmSpec",
@@ -62,19 +69,45 @@ class ModelSpec(Part):
 
 
 class WorkloadSpec(Part):
-    """The load genai-bench puts on each deployment: a concurrency ladder per traffic scenario."""
+    """The load genai-bench puts on each deployment: a concurrency ladder per traffic scenario.
+
+    A scenario entry is a genai-bench scenario string, or ``{scenario, weight}`` giving its
+    share of the traffic (the score is then the weighted mean over scenarios); both forms are
+    stored as ``scenarios`` plus ``weights``. With ``dataset`` set, the scenario ``dataset``
+    (the default then) sends the file's prompts as they are, as genai-bench's dataset mode
+    does; a D/N/U scenario beside it cuts the file's text to the scenario's lengths.
+    """
 
     scenarios: list[str] = Field(
         default_factory=lambda: ["D(1024,256)"],
         min_length=1,
         max_length=_limits.MAX_SCENARIOS,
-        description="genai-bench traffic scenarios, e.g. D(1024,256) or N(480,240)/(300,150).",
+        description="genai-bench traffic scenarios, e.g. D(1024,256) or N(480,240)/(300,150), "
+        "or 'dataset' (the prompts of workload.dataset as they are); an entry may be "
+        "{scenario, weight}. Default: ['dataset'] with a dataset, else ['D(1024,256)'].",
+    )
+    weights: dict[str, float] | None = Field(
+        None,
+        description="Each scenario's share of the traffic (relative weights, by scenario); "
+        "null: equal shares. Set by {scenario, weight} entries.",
+    )
+    dataset: DatasetSpec | None = Field(
+        None, description="A local prompt file (txt, csv, jsonl or json) for every level."
     )
     concurrency: list[int] = Field(
         default_factory=lambda: [8, 32, 64],
         min_length=1,
         max_length=_limits.MAX_LEVELS,
         description="Concurrency levels, measured lowest first.",
+    )
+    spawn_rate: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Users genai-bench starts per second at each level (its --spawn-rate; "
+        "the estimator and pre-screen start theirs alike); null: as many as the level's "
+        "concurrency, genai-bench's default. Users started together keep their prefills "
+        "in waves (higher TTFT); started slowly, they spread out like steady traffic.",
     )
     max_requests_per_level: int = Field(
         200,
@@ -89,16 +122,82 @@ class WorkloadSpec(Part):
         description="Time per level; genai-bench counts whole minutes, so this is rounded up.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _weighted_entries(cls, data: Any) -> Any:
+        # {scenario, weight} entries become a plain scenario list plus weights, which every
+        # reader of ``scenarios`` (ladder, UI, backends) already understands.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        entries = data.get("scenarios")
+        if "scenarios" not in data and data.get("dataset") is not None:
+            data["scenarios"] = ["dataset"]
+        if not isinstance(entries, list) or not any(isinstance(e, dict) for e in entries):
+            return data
+        if data.get("weights") is not None:
+            raise ValueError("give weights either in the scenario entries or as weights, not both")
+        names, weights = [], {}
+        for i, entry in enumerate(entries):
+            try:
+                item = WeightedScenario.model_validate(
+                    entry if isinstance(entry, dict) else {"scenario": entry}
+                )
+            except pydantic.ValidationError as e:
+                first = e.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(
+                    f"scenarios.{i}{'.' + where if where else ''}: {first['msg']}"
+                ) from None
+            names.append(item.scenario)
+            weights[item.scenario] = item.weight
+        data["scenarios"], data["weights"] = names, weights
+        return data
+
     @field_validator("scenarios")
     @classmethod
     def _scenarios_parse(cls, scenarios: list[str]) -> list[str]:
         for text in scenarios:
-            if not _SCENARIO.match(text):
+            if text != "dataset" and not _SCENARIO.match(text):
                 raise ValueError(
                     f"'{text}' is not a genai-bench scenario; write D(in,out), "
-                    "N(mean_in,std_in)/(mean_out,std_out) or U(min_in,max_in)/(min_out,max_out)"
+                    "N(mean_in,std_in)/(mean_out,std_out), U(min_in,max_in)/(min_out,max_out) "
+                    "or dataset (with workload.dataset)"
                 )
         return scenarios
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_positive(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        for name, weight in (weights or {}).items():
+            if not 0 < weight <= 1e6:
+                raise ValueError(f"{name}: a share of traffic is a number above 0 (at most 1e6)")
+        return weights
+
+    @model_validator(mode="after")
+    def _scenarios_agree(self) -> WorkloadSpec:
+        if "dataset" in self.scenarios and self.dataset is None:
+            raise ValueError(
+                "scenarios: 'dataset' sends the prompts of workload.dataset; set dataset "
+                "(a prompt file) or use a D/N/U scenario"
+            )
+        if self.weights is not None:
+            if len(set(self.scenarios)) != len(self.scenarios):
+                raise ValueError("scenarios: weighted scenarios must be distinct")
+            if set(self.weights) != set(self.scenarios):
+                raise ValueError(
+                    "weights: name each scenario once: "
+                    f"{', '.join(self.scenarios)} (got {', '.join(self.weights)})"
+                )
+        return self
+
+    def weight(self, scenario: str) -> float:
+        """The share of traffic of ``scenario`` (as genai-bench names it), relative: 1 each
+        when no weights are set."""
+        if not self.weights:
+            return 1.0
+        squeezed = {name.replace(" ", ""): w for name, w in self.weights.items()}
+        return squeezed.get(scenario.replace(" ", ""), 1.0)
 
     @field_validator("concurrency")
     @classmethod
@@ -138,10 +237,16 @@ class ObjectiveSpec(Part):
 
     The score is the best value of ``metric`` over the concurrency levels that meet every SLO
     bound; ``goodput`` is the chosen throughput under that rule. With several scenarios the
-    score is the mean of the per-scenario scores.
+    score is the mean of the per-scenario scores, weighted by the scenarios' shares of traffic.
+    ``cost_per_mtok`` is the price of the config's GPUs per million output tokens at its
+    goodput (lower is better).
     """
 
-    metric: str = Field("goodput", description="goodput, or a level metric such as ttft_p99_ms.")
+    metric: str = Field(
+        "goodput",
+        description="goodput, cost_per_mtok (USD per million output tokens at the goodput), "
+        "or a level metric such as ttft_p99_ms.",
+    )
     direction: Literal["max", "min"] | None = Field(
         None, description="max or min; default: max for throughputs, min for latencies."
     )
@@ -150,6 +255,13 @@ class ObjectiveSpec(Part):
         description="The throughput goodput counts: output tokens/s, all tokens/s, req/s.",
     )
     per_gpu: bool = Field(False, description="Divide the score by the GPUs a config uses.")
+    usd_per_gpu_hour: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="What one GPU costs an hour (USD), for cost_per_mtok; default: the price "
+        "table's (tuner/prices.yaml) for the backend's GPU type.",
+    )
     source: Literal["server", "client", "strict"] = Field(
         "server",
         description="Whose figures the score and the SLO use. server: the server's own "
@@ -179,13 +291,26 @@ class ObjectiveSpec(Part):
     @field_validator("metric")
     @classmethod
     def _metric_known(cls, metric: str) -> str:
-        known = ("goodput", *THROUGHPUT_METRICS, *LATENCY_METRICS, "error_rate")
+        known = ("goodput", COST_METRIC, *THROUGHPUT_METRICS, *LATENCY_METRICS, "error_rate")
         if metric not in known:
             raise ValueError(
                 f"'{metric}' is not a level metric{did_you_mean(metric, known)}; use goodput, "
-                "a throughput such as output_throughput, or a latency such as ttft_p99_ms"
+                f"{COST_METRIC}, a throughput such as output_throughput, or a latency such as "
+                "ttft_p99_ms"
             )
         return metric
+
+    @model_validator(mode="after")
+    def _cost_is_lower_better(self) -> ObjectiveSpec:
+        if self.metric != COST_METRIC:
+            return self
+        if self.per_gpu:
+            raise ValueError(f"per_gpu: {COST_METRIC} already counts every GPU; drop per_gpu")
+        if self.direction == "max":
+            raise ValueError(f"direction: {COST_METRIC} is lower-better; drop direction")
+        if self.throughput != "output":
+            raise ValueError(f"throughput: {COST_METRIC} counts output tokens; drop throughput")
+        return self
 
 
 class PrescreenSpec(Part):
@@ -230,6 +355,12 @@ class PrescreenSpec(Part):
         None,
         description="GPU to estimate for; default: backend.gpu (needed for local and ome, "
         "whose GPUs are not named in the spec).",
+    )
+    profile: ProfilePath | None = Field(
+        None,
+        description="Fact profile (YAML, from autotuner calibrate) to estimate with, e.g. one "
+        "fitted to this cluster's earlier studies; default: backend.profile for twin and "
+        "estimate backends, else none. Relative paths are relative to the working directory.",
     )
 
 

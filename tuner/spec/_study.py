@@ -22,10 +22,11 @@ from pydantic import (
 )
 
 from tuner import serverargs
+from tuner.prices import default_price
 from tuner.spec import _flags, _limits
 from tuner.spec._backends import BackendSpec, TwinBackendSpec
 from tuner.spec._expr import Expression, ExpressionError
-from tuner.spec._parts import ModelSpec, ObjectiveSpec, SearchSpec, WorkloadSpec
+from tuner.spec._parts import COST_METRIC, ModelSpec, ObjectiveSpec, SearchSpec, WorkloadSpec
 
 __all__ = ["DEFAULT_MAX_TRIALS", "RangeSpec", "StudySpec"]
 
@@ -151,7 +152,23 @@ class StudySpec(BaseModel):
             raise _flags.merged(cls.__name__, e.errors(), problems) from None
         if problems := _flags.flag_problems(spec.model_dump()):
             raise _flags.merged(cls.__name__, [], problems)
-        return spec
+        return spec._priced()
+
+    def _priced(self) -> StudySpec:
+        """The spec with the GPU price a cost objective needs, from the price table when the
+        spec gives none, so the study keeps the price it was scored with."""
+        goal = self.objective
+        if goal.metric != COST_METRIC or goal.usd_per_gpu_hour is not None:
+            return self
+        price = default_price(self.gpu_type)
+        if price is None:
+            where = f"GPU type {self.gpu_type}" if self.gpu_type else "no GPU type"
+            raise _flags.merged(type(self).__name__, [], [(
+                ("objective", "usd_per_gpu_hour"),
+                f"{COST_METRIC} needs a price per GPU-hour and the price table has none for "
+                f"{where}; give objective.usd_per_gpu_hour (USD)")])
+        return self.model_copy(
+            update={"objective": goal.model_copy(update={"usd_per_gpu_hour": price})})
 
     @model_validator(mode="after")
     def _flags_valid(self) -> StudySpec:

@@ -135,7 +135,7 @@ def test_prototype_task_json_is_converted() -> None:
 def test_every_example_loads(tmp_path: Path) -> None:
     examples = sorted((ROOT / "examples").glob("*.yaml"))
     assert examples
-    for path in examples:
+    for path in (p for p in examples if not p.name.startswith("plan-")):  # plans: test_plan
         spec = load_spec(path)
         assert spec.name
     # JSON works too, and a missing file is a SpecError naming the path.

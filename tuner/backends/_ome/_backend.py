@@ -20,7 +20,7 @@ from tuner.backends._ome._render import DEPLOYMENT_LABEL, DRY_RUN_TRIAL, ISVC_LA
 from tuner.backends._registry import register
 from tuner.backends.base import Backend, Deployment, deployment_name
 from tuner.bench import genai
-from tuner.exceptions import BackendError, DeployTimeoutError
+from tuner.exceptions import BackendError, DeployTimeoutError, NotSupportedError
 
 if TYPE_CHECKING:
     from tuner.backends._ome._kube import Kube
@@ -146,7 +146,17 @@ class OmeBackend(Backend):
 
         Raises:
             BackendError: the runtime does not exist, or the cluster cannot be read.
+            NotSupportedError: the workload has a prompt file and levels run as benchmark
+                Jobs (in the cluster, where the file is not).
+            SpecError: the prompt file cannot be read.
         """
+        if self.spec.workload.dataset is not None and self.backend.benchmark_job is not None:
+            raise NotSupportedError(
+                "workload.dataset: backend.benchmark_job runs genai-bench in the cluster, "
+                "which cannot read a local prompt file; drop benchmark_job (genai-bench then "
+                "runs here) or use a D/N/U scenario (e.g. one `autotuner workload from-log` fits)"
+            )
+        super().preflight()
         budget = _diagnose.startup_probe_budget(self.base_runtime())
         timeout_s = self.backend.startup_timeout_s
         if budget is not None and budget[0] < timeout_s:
