@@ -15,8 +15,10 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from api._errors import install_handlers
+from api._plans import router as plans_router
 from api._routes import router
 from service import Service, StudyManager
+from tuner.plan import PlanSpec
 from tuner.spec import StudySpec
 
 __all__ = ["create_app"]
@@ -69,6 +71,7 @@ def create_app(service: Service, *, home: str = "/docs") -> FastAPI:
     app.state.service = service
     install_handlers(app)
     app.include_router(router)
+    app.include_router(plans_router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -91,11 +94,13 @@ def _warm_up(manager: StudyManager) -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated schema plus ``StudySpec`` and its parts, the body of ``POST /studies``."""
+    """The generated schema plus the documents the POST routes read: ``StudySpec`` (of
+    ``/studies``) and ``PlanSpec`` (of ``/plans``), with their parts."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes)
-    spec = StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.update(spec.pop("$defs", {}))
-    components["StudySpec"] = spec
+    for model in (StudySpec, PlanSpec):
+        document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(document.pop("$defs", {}))
+        components[model.__name__] = document
     return schema

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from service._events import EventHub
 from service._manager import Driver, StudyManager
 from service._views import BestConfig, StudyView, best_config, study_spec, study_view
 from tuner import StudyResult
+from tuner.plan import PlanResult, PlanSpec, plan, unmeasurable, verification_spec
 from tuner.store import StudyRecord
 
 __all__ = ["Service", "open_service"]
@@ -34,6 +36,8 @@ class Service:
     hub: EventHub
     token: str | None = None
     keepalive_s: float = 15.0
+    # One plan at a time: a plan keeps a core busy for seconds, the studies need the rest.
+    _planning: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check_token(self, given: str | None) -> bool:
         """Whether ``given`` is the token (always True without auth)."""
@@ -70,6 +74,20 @@ class Service:
             StudyNotFoundError: no such study.
         """
         return StudyResult.load(self.manager.store, study_id).to_dict()
+
+    def plan(self, spec: PlanSpec) -> PlanResult:
+        """A capacity plan (see :func:`tuner.plan.plan`), one at a time per service."""
+        with self._planning:
+            return plan(spec)
+
+    def verify_plan(self, result: PlanResult, count: int) -> list[StudyRecord]:
+        """Queue a verification study for each of the ``count`` best layouts of ``result``
+        that its ``verify.backend`` can run (see :func:`tuner.plan.verification_spec`); their
+        pages show the planned figures beside what they measure."""
+        chosen = [(rank, candidate) for rank, candidate in enumerate(result.ranked, 1)
+                  if unmeasurable(result.spec, candidate) is None][:count]
+        return [self.manager.submit(verification_spec(result.spec, candidate, rank))
+                for rank, candidate in chosen]
 
     def best(self, study_id: str) -> BestConfig:
         """The best configuration of a study with its launch text.

@@ -2,12 +2,13 @@
 
 from tuner import backends, events, exceptions
 from tuner._cluster_check import check_cluster
-from tuner._home import default_store_path
+from tuner._home import datasets_dir, default_store_path
 from tuner._lifecycle import StopToken, finish_study, interrupt_orphans
 from tuner._ray import init_ray
 from tuner._result import StudyResult, launch_text
 from tuner.api import Study
 from tuner.exceptions import TunerError
+from tuner.plan import PlanResult, PlanSpec, plan
 from tuner.spec import StudySpec, load_spec
 from tuner.store import TrialRecord, TrialState, open_store
 from tuner.study import create_study, run_study
@@ -16,6 +17,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "StopToken",
+    "PlanResult",
+    "PlanSpec",
     "Study",
     "StudyResult",
     "StudySpec",
@@ -26,6 +29,7 @@ __all__ = [
     "backends",
     "check_cluster",
     "create_study",
+    "datasets_dir",
     "default_store_path",
     "events",
     "exceptions",
@@ -35,5 +39,6 @@ __all__ = [
     "launch_text",
     "load_spec",
     "open_store",
+    "plan",
     "run_study",
 ]

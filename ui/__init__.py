@@ -1,7 +1,7 @@
 """The browser UI: NiceGUI pages over a :class:`service.Service`, mounted on a FastAPI app.
 
 Pages: ``/`` the studies, ``/new`` a new study (form or YAML), ``/study/{id}`` one study,
-live, and ``/login`` when the service has a token.
+live, ``/plan`` capacity plans, and ``/login`` when the service has a token.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from nicegui import ui as _nicegui_ui
 
 from ui._chart import chart_options
 from ui._form import new_study_page
-from ui._pages import login_page, studies_page, study_page
+from ui._login import login_page
+from ui._pages import studies_page, study_page
+from ui._plan import plan_page
 from ui._spec_form import SpecForm, quickstart_text
 
 if TYPE_CHECKING:
@@ -39,7 +41,8 @@ def mount(app: FastAPI, service: Service) -> None:
     site can make a browser use a login (a link from another site opens the login page).
     """
     for path, page in (("/", studies_page), ("/new", new_study_page),
-                       ("/study/{study_id}", study_page), ("/login", login_page)):
+                       ("/study/{study_id}", study_page), ("/plan", plan_page),
+                       ("/login", login_page)):
         _nicegui_ui.page(path)(_bind(page, service))
     secret = os.environ.get("AUTOTUNER_STORAGE_SECRET") or secrets.token_urlsafe(32)
     _nicegui_ui.run_with(app, mount_path=MOUNT_PATH, title="OME Autotuner",

@@ -1,4 +1,4 @@
-"""The studies page, a study's live page and the login page."""
+"""The studies page and a study's live page."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import yaml
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import app, ui
+from nicegui import ui
 
 from service import Service, StudyView, study_spec, trials_csv
+from tuner import objective
 from tuner.backends import BACKENDS
 from tuner.events import EventKind
 from tuner.exceptions import StudyNotFoundError, TunerError
@@ -22,35 +23,7 @@ from ui._compare import compare_options, compare_rows, importance_options
 from ui._shell import STATE_COLORS, chip_slot, guard, header, state_chip, when
 from ui._trials import trials_grid
 
-__all__ = ["login_page", "studies_page", "study_page"]
-
-
-# --- login -------------------------------------------------------------------------------------
-
-def login_page(svc: Service, request: Request,
-               next: str = "/") -> RedirectResponse | None:  # noqa: A002
-    """Ask for the service's token and keep it in the session."""
-    safe = next.startswith("/") and not next.startswith("//") and "\\" not in next
-    target = next if safe else "/"  # only a path of this app: never another site
-    if not svc.token:
-        return RedirectResponse(request.scope.get("root_path", "") + target)
-    ui.page_title("Log in · OME Autotuner")
-
-    def submit() -> None:
-        if svc.check_token(token.value):
-            app.storage.user["token"] = token.value
-            ui.navigate.to(target)
-        else:
-            token.error = "wrong token"
-
-    with ui.card().classes("absolute-center w-96"):
-        ui.label("OME Autotuner").classes("text-xl font-bold")
-        ui.label("This service needs the token it was started with (AUTOTUNER_TOKEN).") \
-            .classes("text-sm text-gray-600")
-        token = ui.input("Token", password=True, password_toggle_button=True) \
-            .classes("w-full").on("keydown.enter", submit).mark("token")
-        ui.button("Log in", on_click=submit).mark("login")
-    return None
+__all__ = ["studies_page", "study_page"]
 
 
 # --- studies -----------------------------------------------------------------------------------
@@ -175,6 +148,8 @@ class _StudyPage:
                 self.delete_button = ui.button("Delete", icon="delete", color="grey-8",
                                                on_click=self.delete).props("outline") \
                     .mark("delete")
+        if self.spec.description:
+            ui.label(self.spec.description).classes("text-gray-700").mark("description")
         self.message = ui.label("").classes("text-red-8").mark("message")
         self._sync_title()
 
@@ -285,7 +260,7 @@ class _StudyPage:
         if trial is None:
             ui.label("No trial has met the SLO yet.").classes("text-gray-600")
             return
-        score = self.spec.objective.metric + (" per GPU" if self.spec.objective.per_gpu else "")
+        score = objective.score_label(self.spec.objective)
         ui.label(f"Trial {trial.number}: {score} {_fmt(trial.score)}").mark("best-score")
         with ui.row().classes("gap-1"):
             for name, value in trial.params.items():

@@ -45,6 +45,7 @@ def header(title: str) -> None:
             ui.label("OME Autotuner").classes("text-lg font-bold text-white")
             ui.link("Studies", "/").classes("text-white no-underline")
             ui.link("New study", "/new").classes("text-white no-underline")
+            ui.link("Plan capacity", "/plan").classes("text-white no-underline")
         # a plain anchor: ui.link would put the /ui prefix in front of /docs
         ui.html('<a href="/docs" target="_blank" style="color:white">API docs</a>',
                 sanitize=False)

@@ -163,7 +163,7 @@ def _levels(spec: StudySpec) -> list[tuple[str, int]]:
 
 
 def _columns(spec: StudySpec) -> list[dict[str, Any]]:
-    score = spec.objective.metric + (" / GPU" if spec.objective.per_gpu else "")
+    score = objective.score_label(spec.objective)
     colors = json.dumps({k: v for k, v in STATE_COLORS.items()})
     columns: list[dict[str, Any]] = [
         {"field": "number", "headerName": "#", "width": 80, "sort": "asc",

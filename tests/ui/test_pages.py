@@ -278,3 +278,37 @@ async def test_study_page_compares_trials_and_shows_importance(user: User) -> No
     table = one(user, "compare-table")
     assert [c["label"] for c in table.columns] == ["Level", "#1", "#12"]
     assert len(table.rows) == 2 and all(first in r and second in r for r in table.rows)
+
+
+_SMALL_PLAN = {
+    "model": {"name": "Llama-3.1-8B-Instruct"},
+    "workload": {"scenarios": ["D(512,128)"], "users": 16, "max_requests": 48},
+    "slo": {"ttft_p99_ms": 3000, "tpot_p99_ms": 60},
+    "gpus": {"types": ["H100", "L40S"], "tp_sizes": [1, 2], "max_gpus": 4},
+    "space": {"max_running_requests": [None, 8]},
+}
+
+
+async def test_plan_page_plans_charts_and_verifies(user: User) -> None:
+    await user.open("/plan")
+    one(user, "plan-yaml").value = yaml.safe_dump({**_SMALL_PLAN, "colour": "red"})
+    user.find(marker="plan-run").click()
+    await user.should_see("colour: unknown field")
+    one(user, "plan-yaml").value = yaml.safe_dump(_SMALL_PLAN)
+    user.find(marker="plan-run").click()
+    await eventually(lambda: user.find(marker="plan-status").elements.pop().text
+                     .endswith(" s"), timeout=60)
+    assert one(user, "plan-best").text.startswith("Cheapest: ")
+    ranked = one(user, "plan-ranked").rows
+    assert ranked and [row["rank"] for row in ranked] == list(range(1, len(ranked) + 1))
+    assert one(user, "plan-rejected").rows  # L40S tp1 cannot keep up, e.g.
+    chart = one(user, "plan-chart").options
+    assert {s["name"] for s in chart["series"]} >= {"meets the SLO", "cheapest"}
+    one(user, "plan-verify-count").value = 1
+    user.find(marker="plan-verify").click()
+    await user.should_see(marker="plan-study", retries=100)
+    (study_id,) = [link.text for link in user.find(marker="plan-study").elements]
+    record = service().manager.store.get_study(study_id)
+    assert record.name.startswith("plan-verify-1-")
+    await user.open(f"/study/{study_id}")
+    await user.should_see("Planned:")

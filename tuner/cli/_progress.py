@@ -40,8 +40,7 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
     """One row per trial: params, state, reason, score and the scoring level's latencies."""
     names = sorted(spec.space)
     table = Table(
-        title=f"{spec.name}: {objective.metric_name(spec.objective)}"
-        f"{' per GPU' if spec.objective.per_gpu else ''} under the SLO",
+        title=f"{spec.name}: {objective.score_label(spec.objective)} under the SLO",
         title_justify="left",
         expand=False,
     )
@@ -128,8 +127,7 @@ def confirmation_table(spec: StudySpec, verdict: Verdict) -> Table:
 def pareto_table(spec: StudySpec, front: list[dict[str, Any]]) -> Table:
     """The Pareto front of a multi-objective study, by ascending latency."""
     table = Table(
-        title=f"Pareto front: {objective.metric_name(spec.objective)}"
-        f"{' per GPU' if spec.objective.per_gpu else ''} vs {spec.objective.pareto}",
+        title=f"Pareto front: {objective.score_label(spec.objective)} vs {spec.objective.pareto}",
         title_justify="left",
     )
     for column in ("#", "concurrency", "score", spec.objective.pareto or "latency", "params"):
