@@ -87,10 +87,7 @@ def simulate(
     if concurrency is not None:
         total = max_requests if max_requests is not None else max(4 * concurrency, 64)
         issue = total + concurrency
-        # genai-bench starts its users at --spawn-rate users/s (default: concurrency); an
-        # infinite rate starts them all at once, as bench_serving --max-concurrency does.
-        rate = spawn_rate if spawn_rate is not None else concurrency
-        sends = [i / rate for i in range(concurrency)]
+        sends = _user_starts(concurrency, spawn_rate)
     elif request_rate is not None:
         total = (
             max_requests
@@ -233,6 +230,25 @@ def simulate(
     return {"aggregated_metrics": metrics, "scheduler": scheduler}
 
 
+def _user_starts(users: int, spawn_rate: float | None) -> list[float]:
+    """When each closed-loop user sends its first request (s): evenly at ``spawn_rate`` users
+    per second (default: as many as there are users, all within one second), or all at once
+    for an infinite rate (bench_serving --max-concurrency).
+
+    genai-bench's users are locust's, whose dispatcher starts ``floor(rate)`` users at once
+    every ``floor(rate) / rate`` seconds (locust/dispatch.py); the estimator spreads them
+    evenly instead. Requests released together reach a real server a few milliseconds
+    apart (connection, tokenization), so its first prefills start before the rest arrive and
+    the waves break up; the twin server measures that, and an estimate with exactly
+    simultaneous starts would keep the waves whole (82 ms TTFT where the server measures
+    20 ms at 16 users of D(256,128)). The even spread agrees with the server within 10 %.
+    """
+    rate = spawn_rate if spawn_rate is not None else users
+    if math.isinf(rate):
+        return [0.0] * users
+    return [i / rate for i in range(users)]
+
+
 def check_load(
     *,
     concurrency: int | None,
@@ -309,7 +325,7 @@ def estimate(
         ignore_eos: As genai-bench's scenarios send it (true: each request generates exactly
             its output length); false, as its dataset mode sends: no ``max_tokens``, so each
             request may use the context left, and stops at its output length or there.
-        spawn_rate: With ``concurrency``: users started per second; default
+        spawn_rate: With ``concurrency``: users started per second, evenly; default
             ``concurrency`` (genai-bench's default ``--spawn-rate``: all within one second);
             ``math.inf`` starts them all at once (SGLang's ``bench_serving
             --max-concurrency``, aiperf, genai-perf). How users start decides whether their
