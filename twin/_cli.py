@@ -91,28 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _args.validate(args)
-        _estimate.check_load(
-            concurrency=args.concurrency,
-            request_rate=args.request_rate,
-            num_prompts=args.num_prompts,
-            max_requests=args.max_requests,
-            spawn_rate=args.spawn_rate,
-            burstiness=args.burstiness,
-        )
+        load = {
+            "concurrency": args.concurrency,
+            "request_rate": args.request_rate,
+            "num_prompts": args.num_prompts,
+            "max_requests": args.max_requests,
+            "spawn_rate": args.spawn_rate,
+            "burstiness": args.burstiness,
+        }
+        _estimate.check_load(**load)
         profile = _profile.load_profile(args.profile) if args.profile else None
         with _profile.using_profile(profile) if profile else contextlib.nullcontext():
             config = _resolve.resolve(args)
-            result = _estimate.simulate(
-                config,
-                scenario=args.scenario,
-                concurrency=args.concurrency,
-                request_rate=args.request_rate,
-                num_prompts=args.num_prompts,
-                max_requests=args.max_requests,
-                seed=args.seed,
-                spawn_rate=args.spawn_rate,
-                burstiness=args.burstiness,
-            )
+            result = _estimate.simulate(config, scenario=args.scenario, seed=args.seed, **load)
     except StartupError as e:
         print(f"{e}", file=sys.stderr)
         return 1
