@@ -7,7 +7,7 @@ SGLang does (see ``_resolve``). The other flags are added from the flag table th
 generates from SGLang's source (``tuner/serverargs/tables``, read as data): accepted, checked
 for type and choices, and reported by :func:`not_modelled` when set. The twin-only flags
 (``--gpu``, ``--num-gpus``, ``--time-scale``, ``--startup-time-scale``, ``--fault``,
-``--profile``) come last.
+``--profile``, ``--speculative-accept-rate``) come last.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from twin import _facts, _faults, _gpus, _parallel, _profile
+from twin import _facts, _faults, _gpus, _parallel, _profile, _speculative
 
 # SGLang's flag tables, one JSON file per version, next to the tuner that writes them.
 _TABLES = pathlib.Path(__file__).resolve().parents[1] / "tuner" / "serverargs" / "tables"
@@ -31,7 +31,8 @@ SM100_GPUS = frozenset({"B200"})
 
 # Flags of the twin, not of SGLang: a tuner must drop them when it launches the real server.
 TWIN_ONLY_DESTS = frozenset(
-    {"gpu", "num_gpus", "time_scale", "startup_time_scale", "fault", "profile"}
+    {"gpu", "num_gpus", "time_scale", "startup_time_scale", "fault", "profile",
+     "speculative_accept_rate"}
 )
 
 
@@ -150,6 +151,7 @@ def build_parser(
         "--enable-dp-attention)",
     )
     _parallel.add_flags(parser, _choices)
+    _speculative.add_flags(parser, _choices)
     add("--stream-interval", type=int, default=1, help="stream every N output tokens")
     add("--random-seed", type=int, default=None, help="random seed")
     add("--log-level", default="info", help="log level: debug, info, warning, error, critical")
@@ -208,6 +210,7 @@ def build_parser(
     twin.add_argument(
         "--fault", action="append", type=_faults.parse_fault, default=None, help=_faults.FAULT_HELP
     )
+    _speculative.add_twin_flag(twin)
     twin.add_argument(
         "--profile",
         type=_check_profile,

@@ -434,6 +434,48 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "sglang 0.5.5 --decode-log-interval default (note §2)",
         ),
         **MOE_FACTS,
+        "spec_accept_eagle": Fact(
+            0.7,
+            "probability",
+            "chance EAGLE's target accepts a drafted token, given the ones before (effective "
+            "rate of its draft tree): 2.9 tokens a step over 5 steps",
+            "EAGLE (Li et al., arXiv 2401.15077) reports acceptance lengths of about 3 to 4 "
+            "tokens per step on MT-bench; not fitted to an SGLang measurement",
+        ),
+        "spec_accept_eagle3": Fact(
+            0.8,
+            "probability",
+            "chance EAGLE-3's target accepts a drafted token: 3.7 tokens a step over 5 steps",
+            "EAGLE-3 (Li et al., arXiv 2503.01840) reports longer acceptance than EAGLE-2; "
+            "not fitted to an SGLang measurement",
+        ),
+        "spec_accept_mtp": Fact(
+            0.85,
+            "probability",
+            "chance DeepSeek's multi-token-prediction module (NEXTN) has a drafted token "
+            "accepted",
+            "DeepSeek-V3 technical report (arXiv 2412.19437) §5.4.3: acceptance of the second "
+            "predicted token between 85 % and 90 %",
+        ),
+        "spec_accept_standalone": Fact(
+            0.6,
+            "probability",
+            "chance a standalone draft model's token is accepted",
+            "twin's own order-of-magnitude choice; not measured",
+        ),
+        "spec_accept_ngram": Fact(
+            0.4,
+            "probability",
+            "chance an n-gram lookup's token is accepted (prompt-copying workloads accept more)",
+            "twin's own order-of-magnitude choice; not measured",
+        ),
+        "spec_standalone_draft_share": Fact(
+            0.125,
+            "",
+            "a standalone draft model's forward as a share of the target's decoder layers",
+            "twin's own choice: e.g. Llama-3.2-1B (16 layers of 2048) drafting for "
+            "Llama-3.1-8B (32 of 4096) costs about an eighth",
+        ),
     }
 )
 

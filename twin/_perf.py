@@ -71,6 +71,10 @@ class PerfModel:
         self._fixed = 0.0
         if model.is_moe or model.is_mla or config.layout.dp_attention:
             self._use_sparse(_moe.coefficients(config, eta_mem))
+        self._speculative = config.speculative
+        # A verify step reads each request's KV once for all the tokens it yields.
+        yields = config.speculative.tokens_per_step if config.speculative else 1.0
+        self.decode_kv_per_token = self.kv_per_token / yields
 
     def _use_sparse(self, c: _moe.SparseCoeffs) -> None:
         # MoE / MLA / dp-attention coefficients (twin._moe) in place of the dense ones.
@@ -98,18 +102,33 @@ class PerfModel:
         cached = self._decode_cache.get(bs)
         if cached is not None:
             return cached
-        graph = 0 < bs <= self._graph_max
-        padded = self._graph_bs[bisect.bisect_left(self._graph_bs, bs)] if graph else bs
-        gemm = (self._g_body + self._g_lm) * (padded + self._gemm_half)
-        gpu = max(self._weight_time(padded), gemm) + self._attn_floor + self._step + self._fixed
-        gpu += self._compiled_layer if bs <= self._compile_max_bs else self._layer
-        ar_latency = self._ar_graph if graph else self._ar_eager
-        gpu += self._ar_calls * (ar_latency + self._ar_per_token * padded)
-        if not graph:
-            gpu += self._eager
+        gpu = self._forward(bs, 1)
         cpu = self._cpu_step + self._cpu_req * bs
+        spec = self._speculative
+        if spec is not None:
+            # One draft-and-verify step, spread over the tokens it yields per request.
+            body = gpu - self._step - self._fixed
+            draft = body * spec.draft_layer_share + self._step
+            verify = self._forward(bs, spec.draft_tokens)
+            gpu = (verify + spec.num_steps * draft) / spec.tokens_per_step
+            cpu /= spec.tokens_per_step
         self._decode_cache[bs] = (gpu, cpu)
         return gpu, cpu
+
+    def _forward(self, bs: int, tokens_per_request: int) -> float:
+        # GPU time of one decode forward of ``bs`` requests, without the KV reads; the CUDA
+        # graph is captured per batch size, whatever the tokens per request.
+        graph = 0 < bs <= self._graph_max
+        padded = self._graph_bs[bisect.bisect_left(self._graph_bs, bs)] if graph else bs
+        tokens = padded * tokens_per_request
+        gemm = (self._g_body + self._g_lm) * (tokens + self._gemm_half)
+        gpu = max(self._weight_time(tokens), gemm) + self._attn_floor + self._step + self._fixed
+        gpu += self._compiled_layer if bs <= self._compile_max_bs else self._layer
+        ar_latency = self._ar_graph if graph else self._ar_eager
+        gpu += self._ar_calls * (ar_latency + self._ar_per_token * tokens)
+        if not graph:
+            gpu += self._eager
+        return gpu
 
     def attention(self, new: int, prefix: int) -> float:
         """Causal prefill attention time of one request's chunk.

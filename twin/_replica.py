@@ -464,10 +464,12 @@ class Replica:
             steps = min(
                 steps,
                 _perf.steps_until(
-                    gpu, cpu, perf.kv_per_token, context, bs, until - start, perf.overlap
+                    gpu, cpu, perf.decode_kv_per_token, context, bs, until - start, perf.overlap
                 ),
             )
-        duration = _perf.run_time(gpu, cpu, perf.kv_per_token, context, bs, steps, perf.overlap)
+        duration = _perf.run_time(
+            gpu, cpu, perf.decode_kv_per_token, context, bs, steps, perf.overlap
+        )
         self._allocate(bs * steps)
         self.dstep += steps
         decays = steps - 1 if retracted else steps

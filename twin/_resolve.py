@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from twin import _args, _catalog, _facts, _gpus, _parallel
+from twin import _args, _catalog, _facts, _gpus, _parallel, _speculative
 from twin._errors import StartupError
 from twin._fact_types import MemoryTier
 from twin._facts import fact
@@ -54,6 +54,7 @@ class EngineConfig:
         server_info: Resolved arguments as ``/get_server_info`` shows them.
         layout: Parallel layout (dp-attention, attention TP, expert parallelism).
         decoder_weight_bytes: Bytes per decoder-layer weight (scales included).
+        speculative: Speculative decoding, or None.
     """
 
     model: _catalog.ModelSpec
@@ -87,6 +88,7 @@ class EngineConfig:
     server_info: Mapping[str, object]
     layout: _parallel.Layout = _parallel.Layout(False, 1, 1, False, 1, True)
     decoder_weight_bytes: float = 2.0
+    speculative: _speculative.Speculative | None = None
 
 
 def memory_tier(gpu_mib: float) -> MemoryTier:
@@ -241,6 +243,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     gpu = _gpus.GPU_TABLE[args.gpu]
     tp, gpu_mib = args.tp_size, gpu.memory_mib
     layout = _check_parallel(args, model)
+    speculative = _speculative.resolve(args, model)
     context_len = _context_len(args, model)
     dp_attn = args.dp_size if layout.dp_attention else 0
 
@@ -397,6 +400,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         server_info=info,
         layout=layout,
         decoder_weight_bytes=weight_format(model, args)[1],
+        speculative=speculative,
     )
 
 

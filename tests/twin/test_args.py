@@ -124,8 +124,7 @@ def test_unmodelled_flags_are_accepted_and_listed() -> None:
                              "--enable-two-batch-overlap", "--page-size", "16",
                              "--quantization", "awq", "--kv-cache-dtype", "bf16"])
     assert args.speculative_algorithm == "EAGLE" and args.enable_two_batch_overlap
-    assert _args.not_modelled(args) == ["enable_two_batch_overlap", "page_size",
-                                        "speculative_algorithm"]
+    assert _args.not_modelled(args) == ["enable_two_batch_overlap", "page_size"]
     assert _args.not_modelled(_args.parse_argv(["--model-path", "m"])) == []
     with pytest.raises(ValueError, match="--speculative-algorithm"):
         _args.parse_mapping({"model_path": "m", "speculative_algorithm": "MEDUSA"})
@@ -160,23 +159,25 @@ def test_server_and_estimate_say_what_they_do_not_model() -> None:
     from tests.twin import support
 
     flags = {"model_path": "Llama-3.2-1B-Instruct", "speculative_algorithm": "EAGLE",
-             "enable_two_batch_overlap": True}
+             "enable_two_batch_overlap": True, "enable_hierarchical_cache": True}
     result = twin.estimate(flags, scenario="D(16,4)", concurrency=1, max_requests=2)
-    assert result["not_modelled"] == ["enable_two_batch_overlap", "speculative_algorithm"]
+    assert result["not_modelled"] == ["enable_hierarchical_cache", "enable_two_batch_overlap"]
     port = support.free_port()
     proc = support.launch(["--model-path", "Llama-3.2-1B-Instruct", "--port", str(port),
                            "--startup-time-scale", "1000", "--speculative-algorithm", "EAGLE",
-                           "--enable-two-batch-overlap"])
+                           "--enable-two-batch-overlap", "--enable-hierarchical-cache"])
     url = f"http://127.0.0.1:{port}"
     try:
         support.wait_ready(url, proc)
         info = httpx.get(f"{url}/get_server_info").json()
     finally:
         log = support.stop(proc)
-    assert info["not_modelled"] == ["enable_two_batch_overlap", "speculative_algorithm"]
-    assert info["speculative_algorithm"] == "EAGLE"
-    assert "Not modelled by the twin (accepted, no effect): enable_two_batch_overlap, " \
-        "speculative_algorithm" in log
+    assert info["not_modelled"] == ["enable_hierarchical_cache", "enable_two_batch_overlap"]
+    # speculative decoding is modelled: resolved as SGLang resolves it, and served
+    assert info["speculative_algorithm"] == "EAGLE" and info["speculative_num_steps"] == 5
+    assert info["max_running_requests"] == 48
+    assert "Not modelled by the twin (accepted, no effect): enable_hierarchical_cache, " \
+        "enable_two_batch_overlap" in log
 
 
 def test_every_value_the_tuner_accepts_parses(sglang_table: dict[str, dict[str, Any]]) -> None:

@@ -105,7 +105,7 @@ def test_auto_mem_fraction_static_rule_matches_the_wheel(sglang_wheel: Any) -> N
     tokens = _g("reserve_min_prefill_tokens")
     per_token = _g("reserve_mib_per_prefill_token")
     # What twin._resolve.auto_mem_fraction_static implements, in order. Not modelled: the
-    # speculative-decoding term (accepted but listed as not modelled) and the multimodal
+    # speculative-decoding term (the twin leaves the draft model's memory out) and the multimodal
     # adjustment (the catalog has text models only).
     skipped = ("self.speculative_algorithm", "model_config")
     kept = [

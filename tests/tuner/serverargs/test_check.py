@@ -68,4 +68,5 @@ def test_the_twin_models_a_subset_of_the_table() -> None:
     assert modelled < set(serverargs.table().flags)
     assert {"tp_size", "mem_fraction_static", "chunked_prefill_size"} <= modelled
     assert {"enable_dp_attention", "ep_size", "moe_a2a_backend"} <= modelled  # MoE (issue 14)
-    assert "speculative_algorithm" not in modelled
+    assert {"speculative_algorithm", "speculative_num_draft_tokens"} <= modelled
+    assert "speculative_ngram_min_match_window_size" not in modelled

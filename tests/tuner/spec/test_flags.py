@@ -105,9 +105,9 @@ def test_one_list_of_gpu_types() -> None:
 
 
 def test_searching_only_unmodelled_flags_on_the_twin_is_a_caution() -> None:
-    data = spec_data(space={"page_size": [1, 16], "speculative_algorithm": ["EAGLE"]})
+    data = spec_data(space={"page_size": [1, 16], "enable_two_batch_overlap": [True, False]})
     (caution,) = spec_from_dict(data).cautions()
-    assert "does not model page_size, speculative_algorithm" in caution
+    assert "does not model enable_two_batch_overlap, page_size" in caution
     assert spec_from_dict({**data, "backend": {"kind": "local", "gpus": 4}}).cautions() == []
     assert spec_from_dict(spec_data()).cautions() == []
 
