@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api._body import document_body, read_document
 from api._routes import ServiceDep, require_token
-from service import StudyView
-from tuner.plan import plan_from_dict
+from service import Service, StudyView
+from tuner.plan import PlanResult, plan_from_dict
 
 __all__ = ["PLAN_BODY", "router"]
 
@@ -31,10 +31,7 @@ async def create_plan(request: Request, service: ServiceDep) -> dict[str, Any]:
     its SLO, predicted by the twin's estimator: every layout that meets it, cheapest first,
     and the rest with why they lost (`autotuner plan --json` prints the same). Seconds to a
     minute; one plan at a time per service."""
-    data = await read_document(request, "a plan")
-    spec = await run_in_threadpool(plan_from_dict, data, source="the request body")
-    result = await run_in_threadpool(service.plan, spec)
-    return result.to_dict()
+    return (await _planned(request, service)).to_dict()
 
 
 Count = Annotated[int, Query(ge=1, le=20, description="How many of the best layouts to "
@@ -48,9 +45,14 @@ async def verify_plan(request: Request, service: ServiceDep, count: Count = 3
     """Plan, then queue one study per layout among the `count` best that the plan's
     `verify.backend` can run (the twin by default): one replica at its share of the load.
     Each study's description keeps the planned figures; its page shows what it measures."""
-    data = await read_document(request, "a plan")
-    spec = await run_in_threadpool(plan_from_dict, data, source="the request body")
-    result = await run_in_threadpool(service.plan, spec)
+    result = await _planned(request, service)
     records = await run_in_threadpool(service.verify_plan, result, count)
     views: list[StudyView] = [await run_in_threadpool(service.view, r) for r in records]
     return {"plan": result.to_dict(), "studies": [v.model_dump(mode="json") for v in views]}
+
+
+async def _planned(request: Request, service: Service) -> PlanResult:
+    """The plan the body describes, validated and run off the event loop."""
+    data = await read_document(request, "a plan")
+    spec = await run_in_threadpool(plan_from_dict, data, source="the request body")
+    return await run_in_threadpool(service.plan, spec)

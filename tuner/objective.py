@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner.bench.metrics import LATENCY_METRICS, THROUGHPUT_METRICS, LevelMetrics
+from tuner.prices import usd_per_mtok
 from tuner.spec import COST_METRIC, ObjectiveSpec, WorkloadSpec
 
 __all__ = [
@@ -77,7 +78,7 @@ def _as_score(value: float, objective: ObjectiveSpec, gpus: int) -> float:
     if objective.metric == COST_METRIC:
         assert objective.usd_per_gpu_hour is not None  # the study spec fills it in
         usd_per_hour = objective.usd_per_gpu_hour * max(gpus, 1)
-        return usd_per_hour / (value * 3600) * 1e6 if value > 0 else math.inf
+        return usd_per_mtok(usd_per_hour, value) if value > 0 else math.inf
     return value / gpus if objective.per_gpu else value
 
 

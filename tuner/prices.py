@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["default_price", "default_prices"]
+__all__ = ["default_price", "default_prices", "usd_per_mtok"]
 
 
 @functools.cache
@@ -28,3 +28,9 @@ def default_price(gpu: str | None) -> float | None:
     """USD per GPU-hour of ``gpu`` in the table; None for a GPU it has no row for."""
     row = _table().get(gpu) if gpu else None
     return float(row["usd_per_gpu_hour"]) if row else None
+
+
+def usd_per_mtok(usd_per_hour: float, tokens_per_s: float) -> float:
+    """What a million output tokens cost at ``tokens_per_s`` on hardware at ``usd_per_hour``
+    (``tokens_per_s`` above 0)."""
+    return usd_per_hour / (tokens_per_s * 3600) * 1e6

@@ -44,14 +44,9 @@ _COLUMNS = [
 ]
 
 
-def _flags(candidate: Candidate) -> str:
-    return " ".join(f"{k}={v}" for k, v in candidate.flags.items() if v is not None) \
-        or "defaults"
-
-
 def _ranked_row(rank: int, c: Candidate) -> dict[str, Any]:
     m = c.metrics
-    return {"rank": rank, "gpu": c.gpu, "gpus": c.gpus, "layout": c.layout, "flags": _flags(c),
+    return {"rank": rank, "gpu": c.gpu, "gpus": c.gpus, "layout": c.layout, "flags": c.flags_text,
             "goodput": f"{m['goodput']:,.0f}",
             "ttft": f"{m['ttft_p50_ms']:,.0f} / {m['ttft_p99_ms']:,.0f}",
             "tpot": f"{m['tpot_p50_ms']:.1f} / {m['tpot_p99_ms']:.1f}",
@@ -65,10 +60,9 @@ def plan_options(result: PlanResult) -> dict[str, Any]:
     meeting the SLO apart from the rest, the cheapest marked (as ``plan --plot`` draws it)."""
     def point(c: Candidate) -> list[Any]:
         return [round(c.metrics["ttft_p99_ms"], 1), round(c.usd_per_hour, 2),
-                f"{c.gpus} x {c.gpu} {c.layout} {_flags(c)}"]
+                f"{c.gpus} x {c.gpu} {c.layout} {c.flags_text}"]
 
-    estimated = [c for c in (*result.ranked, *result.rejected)
-                 if c.metrics.get("ttft_p99_ms", float("inf")) < float("inf")]
+    estimated = result.charted()
     series: list[dict[str, Any]] = [
         {"name": name, "type": "scatter", "symbolSize": 7, "itemStyle": {"color": color},
          "data": [point(c) for c in estimated if c.meets == meets]}
@@ -141,7 +135,7 @@ class _PlanPage:
                     .classes("text-red-8 font-semibold").mark("plan-best")
             else:
                 ui.label(f"Cheapest: {best.gpus} x {best.gpu} as {best.layout} "
-                         f"({_flags(best)}) at ${best.usd_per_hour:.2f}/h").classes(
+                         f"({best.flags_text}) at ${best.usd_per_hour:.2f}/h").classes(
                     "text-lg font-semibold text-green-8").mark("plan-best")
                 with ui.row().classes("items-center gap-2"):
                     self.count = ui.number("layouts", value=3, min=1, max=20, precision=0) \
@@ -156,7 +150,7 @@ class _PlanPage:
             ui.echart(plan_options(result)).classes("w-full h-96").mark("plan-chart")
             rows = [{"reason": kind, "layouts": len(group),
                      "cheapest": f"{group[0].gpus} x {group[0].gpu} {group[0].layout} "
-                     f"{_flags(group[0])}: {group[0].reason}", "from": group[0].usd_per_hour}
+                     f"{group[0].flags_text}: {group[0].reason}", "from": group[0].usd_per_hour}
                     for kind, group in result.why_rejected().items()]
             ui.table(columns=[{"name": k, "label": k, "field": k, "align": "left"}
                               for k in ("reason", "layouts", "from", "cheapest")],

@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         console.print("[red]no layout meets the SLO[/] within gpus.max_gpus; see the reasons")
         return 1
     console.print(f"cheapest: [bold green]{best.gpus} x {best.gpu} as {best.layout}[/] "
-                  f"{_flags(best.flags)} at ${best.usd_per_hour:.2f}/h", highlight=False)
+                  f"{best.flags_text} at ${best.usd_per_hour:.2f}/h", highlight=False)
     if checked:
         console.print(_verified_table(checked))
     if args.plot:
@@ -83,7 +83,7 @@ def _verified_table(checked: list[Verified]) -> Table:
         cells = [_three(v, name) for name in ("ttft_p99_ms", "tpot_p99_ms", "goodput")]
         verdict = ("meets the SLO" if v.meets_slo else v.reason or "") if v.measured \
             else v.reason or ""
-        table.add_row(str(v.rank), f"{c.gpus} x {c.gpu} {c.layout} {_flags(c.flags)}",
+        table.add_row(str(v.rank), f"{c.gpus} x {c.gpu} {c.layout} {c.flags_text}",
                       str(v.users), *cells, verdict, v.study_id or "-")
     return table
 
@@ -96,11 +96,6 @@ def _three(v: Verified, name: str) -> str:
             + ("" if error is None else f" ({error:+.0%})"))
 
 
-def _flags(flags: dict[str, object]) -> str:
-    set_ = {k: v for k, v in flags.items() if v is not None}
-    return " ".join(f"{k}={v}" for k, v in set_.items()) or "defaults"
-
-
 def _ranked_table(result: PlanResult, top: int) -> Table:
     table = Table(title="plans that meet the SLO, cheapest first", title_justify="left")
     for column in ("#", "GPU", "GPUs", "layout", "flags", "goodput tok/s", "TTFT p50/p99 ms",
@@ -109,7 +104,7 @@ def _ranked_table(result: PlanResult, top: int) -> Table:
     for i, c in enumerate(result.ranked[:top], 1):
         m = c.metrics
         table.add_row(
-            str(i), c.gpu, str(c.gpus), c.layout, _flags(c.flags), f"{m['goodput']:,.0f}",
+            str(i), c.gpu, str(c.gpus), c.layout, c.flags_text, f"{m['goodput']:,.0f}",
             f"{m['ttft_p50_ms']:,.0f} / {m['ttft_p99_ms']:,.0f}",
             f"{m['tpot_p50_ms']:.1f} / {m['tpot_p99_ms']:.1f}", f"{c.margin:.0%}",
             f"{c.usd_per_hour:.2f}", f"{c.usd_per_mtok:.3f}" if c.usd_per_mtok else "-",
@@ -130,7 +125,7 @@ def _rejected_table(result: PlanResult) -> Table:
             detail = (first.reason or "").removeprefix(kind).lstrip(": ")
             table.add_row(kind, gpu, str(tp), str(len(members)),
                           f"{first.usd_per_hour:.2f}",
-                          f"{first.layout} {_flags(first.flags)}: {detail[:90]}")
+                          f"{first.layout} {first.flags_text}: {detail[:90]}")
     return table
 
 

@@ -15,8 +15,7 @@ def plot(path: Path, result: PlanResult) -> Path:
     those that meet the SLO, those that miss it, the TTFT bound and the cheapest plan. (Per
     hour, not per token: a layout that cannot keep up with the load serves fewer tokens than
     its estimate's offered rate, so its cost per token would flatter it.)"""
-    estimated = [c for c in (*result.ranked, *result.rejected)
-                 if c.metrics.get("ttft_p99_ms", float("inf")) < float("inf")]
+    estimated = result.charted()
     bound = result.spec.slo.bounds().get("ttft_p99_ms")
     with png(path, size=(8, 5)) as ax:
         for meets, color, label in ((False, "#bbbbbb", "misses the SLO"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from tuner.plan._spec import PlanSpec
+from tuner.prices import usd_per_mtok
 
 __all__ = ["Candidate", "PlanResult"]
 
@@ -45,7 +47,13 @@ class Candidate:
         goodput = self.metrics.get("goodput")
         if not goodput:
             return None
-        return self.usd_per_hour / (goodput * 3600 / 1e6)
+        return usd_per_mtok(self.usd_per_hour, goodput)
+
+    @property
+    def flags_text(self) -> str:
+        """The flags set, as ``name=value`` words; ``defaults`` when none is."""
+        return " ".join(f"{k}={v}" for k, v in self.flags.items() if v is not None) \
+            or "defaults"
 
     @property
     def server_args(self) -> dict[str, Any]:
@@ -84,6 +92,11 @@ class PlanResult:
     def best(self) -> Candidate | None:
         """The cheapest layout that meets the SLO, if any."""
         return self.ranked[0] if self.ranked else None
+
+    def charted(self) -> list[Candidate]:
+        """The layouts with a TTFT estimate to draw (those that started and completed)."""
+        return [c for c in (*self.ranked, *self.rejected)
+                if c.metrics.get("ttft_p99_ms", math.inf) < math.inf]
 
     def why_rejected(self) -> dict[str, list[Candidate]]:
         """The rejected layouts grouped by the kind of reason (``does not fit``, ``misses
