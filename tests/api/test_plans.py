@@ -38,7 +38,11 @@ def test_a_bad_plan_is_a_422_naming_the_field(client: TestClient) -> None:
     for changes, path in (({"gpus": {"types": ["H1000"]}}, "gpus.types.0"),
                           ({"colour": 1}, "colour"),
                           ({"gpus": {"types": ["H100"], "max_gpus": 512, "tp_sizes": [1]},
-                            "space": {"max_running_requests": list(range(1, 60))}}, "gpus")):
+                            "space": {"max_running_requests": list(range(1, 60))}}, "gpus"),
+                          # few layouts, but each estimate simulating 10,000 requests
+                          ({"gpus": {"types": ["H100", "H200", "A100-80G", "L40S"],
+                                     "max_gpus": 64},
+                            "workload": {**PLAN["workload"], "max_requests": 10_000}}, "gpus")):
         response = client.post("/api/plans", content=json.dumps({**PLAN, **changes}),
                                headers=JSON)
         assert response.status_code == 422, response.text[:300]

@@ -16,9 +16,12 @@ from tuner.spec._flags import flag_problems
 
 __all__ = ["GpuSearch", "PlanSpec", "PlanWorkload", "VerifySpec"]
 
-# Most estimates a plan may take: about 4 ms each on one core of the 2-core box, so a minute
-# and a half (benchmarks/plan_speed.py); the API runs plans while the client waits.
+# Most estimates a plan may take, and most requests they may simulate: 20,000 estimates of
+# the default 300 requests, about 4 ms each on one core of the 2-core box, so a minute and a
+# half (benchmarks/plan_speed.py); the API runs plans while the client waits. Requests are
+# bounded too, since an estimate's cost grows with workload.max_requests.
 MAX_ESTIMATES = 20_000
+MAX_SIMULATED_REQUESTS = MAX_ESTIMATES * 300
 # The planner owns the layout: these flags are what it searches, never the user's space.
 _LAYOUT_FLAGS = ("tp_size", "dp_size", "pp_size")
 
@@ -184,11 +187,15 @@ class PlanSpec(Part):
         for gpu in self.prices:
             if gpu not in self.gpus.types:
                 problems.append(f"prices.{gpu}: not one of gpus.types")
-        if (most := self.most_estimates()) > MAX_ESTIMATES:
+        estimates = self.most_estimates()
+        requests = estimates * self.workload.max_requests
+        if estimates > MAX_ESTIMATES or requests > MAX_SIMULATED_REQUESTS:
             problems.append(
-                f"gpus: this plan may take up to {most:,} estimates (GPU types x tp sizes x "
-                f"flag combinations x replica counts), more than {MAX_ESTIMATES:,} (about a "
-                "minute and a half); narrow gpus.types, gpus.tp_sizes, gpus.max_gpus or space")
+                f"gpus: this plan may take up to {estimates:,} estimates (GPU types x tp sizes "
+                f"x flag combinations x replica counts x scenarios) of {requests:,} requests in "
+                f"all, more than {MAX_ESTIMATES:,} or {MAX_SIMULATED_REQUESTS:,} (about a minute "
+                "and a half); narrow gpus.types, gpus.tp_sizes, gpus.max_gpus, space or "
+                "workload.max_requests")
         if problems:
             raise ValueError("; ".join(problems))
         return self
