@@ -13,11 +13,15 @@ from types import ModuleType
 
 import pytest
 
-# Median absolute errors measured on 2026-12-04 (twin as committed that day).
-RECORDED = {"ttft": 0.160, "tpot": 0.072, "throughput": 0.407, "all": 0.075}
+# Median absolute errors by (family, metric group) measured on 2026-12-04 (twin as committed).
+RECORDED = {
+    ("dense", "ttft"): 0.160,
+    ("dense", "tpot"): 0.072,
+    ("dense", "throughput"): 0.227,
+    ("dense", "all"): 0.075,
+    ("all", "all"): 0.075,
+}
 SLACK = 0.02  # two points
-_GROUPS = {"ttft_p50": "ttft", "tpot_p50": "tpot", "user_tput": "tpot",
-           "output_tput": "throughput", "input_tput": "throughput"}
 
 
 def _fidelity() -> ModuleType:
@@ -32,17 +36,21 @@ def _fidelity() -> ModuleType:
 
 @pytest.mark.timeout(300)
 def test_the_median_error_on_the_anchors_does_not_grow() -> None:
-    fidelity = _fidelity()
-    errors: dict[str, list[float]] = {"all": []}
-    for anchor in fidelity.ANCHORS:
-        if anchor.lower_bound:
-            assert fidelity.measure(anchor) > anchor.published, anchor.name
-            continue
-        error = abs(fidelity.measure(anchor) - anchor.published) / anchor.published
-        errors.setdefault(_GROUPS[anchor.metric], []).append(error)
-        errors["all"].append(error)
-    medians = {group: statistics.median(values) for group, values in errors.items()}
-    assert set(medians) == set(RECORDED)
-    grown = {g: f"{medians[g]:.1%} > {RECORDED[g]:.1%} + 2 points" for g in RECORDED
-             if medians[g] > RECORDED[g] + SLACK}
+    errors, broken = _fidelity().errors()
+    assert not broken, f"lower bounds that no longer hold: {broken}"
+    medians = {key: statistics.median(values) for key, values in errors.items()}
+    assert set(medians) == set(RECORDED), "record the medians of new families or groups"
+    grown = {key: f"{medians[key]:.1%} > {RECORDED[key]:.1%} + 2 points" for key in RECORDED
+             if medians[key] > RECORDED[key] + SLACK}
     assert not grown, grown
+
+
+def test_the_anchors_file_refuses_an_unknown_metric(tmp_path: Path) -> None:
+    fidelity = _fidelity()
+    bad = tmp_path / "anchors.yaml"
+    bad.write_text(
+        "- {run: r, source: s, family: dense, gpu: H100, server_args: {}, workload: {},"
+        " measured: {ttft_p42: 1.0}}\n"
+    )
+    with pytest.raises(ValueError, match="ttft_p42"):
+        fidelity.load_runs(bad)
