@@ -57,6 +57,8 @@ class SparseCoeffs:
         tokens_per_token: MoE tokens per token of the replica's batch (``dp`` with
             dp-attention, else 1).
         g_body: GEMM seconds per token of the replica's batch (decoder layers).
+        g_moe: Further seconds per token of the replica's batch that routed experts take
+            beyond a dense GEMM of their FLOPs, once compute-bound.
         g_lm: GEMM seconds per token of the LM head.
         attn_a: Prefill-attention coefficient (seconds per query-key pair, before the
             efficiency ramp).
@@ -70,6 +72,7 @@ class SparseCoeffs:
     routed_weights_s: float
     tokens_per_token: float
     g_body: float
+    g_moe: float
     g_lm: float
     attn_a: float
     kv_per_token: float
@@ -109,6 +112,13 @@ def coefficients(config: EngineConfig, eta_mem: float) -> SparseCoeffs:
     attn = model.layers * model.attn_params
     ffn_active = model.active_decoder_params - attn
     g_body = 2.0 * (attn / attn_tp + ffn_active * dp / tp) / gemm
+    # Routed experts run as grouped GEMMs of a few rows per expert (fused MoE kernels, with
+    # routing, token permutation and activation quantisation around them): far below a dense
+    # GEMM's rate once a forward is compute-bound (prefill). The shortfall is a cost per
+    # token on top of the dense ramp, so weight-bound decode steps keep the dense ramp.
+    routed_active = model.moe_layers * model.experts_per_token * model.expert_params
+    routed_flops = 2.0 * routed_active * dp / tp / config.gemm_flops
+    g_moe = routed_flops * (1.0 / fact("eta_moe_gemm_max") - 1.0 / fact("eta_gemm_max"))
     g_lm = 2.0 * model.embedding_params * dp / tp / gemm
 
     eta_attn = gpu.bf16_flops * fact("eta_attn_max")
@@ -150,6 +160,7 @@ def coefficients(config: EngineConfig, eta_mem: float) -> SparseCoeffs:
         routed_weights_s=routed / (hbm * eta_mem),
         tokens_per_token=float(dp),
         g_body=g_body,
+        g_moe=g_moe,
         g_lm=g_lm,
         attn_a=attn_a,
         kv_per_token=kv_per_token,

@@ -46,6 +46,18 @@ MOE_FACTS: Mapping[str, Fact] = MappingProxyType(
             "factor on --schedule-conservativeness with dp-attention",
             "sglang 0.5.5 srt/server_args.py ServerArgs._handle_data_parallelism",
         ),
+        "eta_moe_gemm_max": Fact(
+            0.058,
+            "",
+            "routed experts' FLOP rate at large token counts, as a share of peak: fused MoE "
+            "GEMMs of few rows per expert, with routing, token permutation and activation "
+            "quantisation (what a prefill achieves; decode stays weight-bound)",
+            "fitted to the mean TTFT of the two ShareGPT bursts of benchmarks/"
+            "fidelity_anchors.yaml (DeepSeek-R1 8xH200 SGLang 0.5.3: -7 %, Qwen3-235B-A22B "
+            "8xH100 0.5.5.post1: +11 %); their prefill runs at ~16-20k tok/s per node, "
+            "~7 % of fp8 peak (gpustack deepseek-r1/h200.md random bursts)",
+            calibrated=True,
+        ),
         "a2a_dispatch_bytes": Fact(
             1.0,
             "bytes/element",

@@ -68,6 +68,7 @@ class PerfModel:
         self._decode_cache: dict[int, tuple[float, float]] = {}
         self._experts = (model.experts, model.experts_per_token)
         self._sparse: _moe.SparseCoeffs | None = None
+        self._g_moe = 0.0
         self._fixed = 0.0
         if model.is_moe or model.is_mla or config.layout.dp_attention:
             self._use_sparse(_moe.coefficients(config, eta_mem))
@@ -80,6 +81,7 @@ class PerfModel:
         # MoE / MLA / dp-attention coefficients (twin._moe) in place of the dense ones.
         self._sparse = c
         self._g_body, self._g_lm, self._attn_a = c.g_body, c.g_lm, c.attn_a
+        self._g_moe = c.g_moe
         self.kv_per_token = c.kv_per_token
         self._ar_calls, self._ar_per_token = c.ar_calls, c.ar_per_token
         self._fixed = c.fixed_s
@@ -121,7 +123,7 @@ class PerfModel:
         graph = 0 < bs <= self._graph_max
         padded = self._graph_bs[bisect.bisect_left(self._graph_bs, bs)] if graph else bs
         tokens = padded * tokens_per_request
-        gemm = (self._g_body + self._g_lm) * (tokens + self._gemm_half)
+        gemm = (self._g_body + self._g_lm) * (tokens + self._gemm_half) + self._g_moe * tokens
         gpu = max(self._weight_time(tokens), gemm) + self._attn_floor + self._step + self._fixed
         gpu += self._compiled_layer if bs <= self._compile_max_bs else self._layer
         ar_latency = self._ar_graph if graph else self._ar_eager
@@ -168,7 +170,7 @@ class PerfModel:
         total = tokens + decode_bs
         gemm = self._g_body * (total + self._gemm_half) + self._g_lm * (
             finishing + decode_bs + self._gemm_half
-        )
+        ) + self._g_moe * total
         gpu = max(self._weight_time(total), gemm) + attention + self._layer + self._prefill
         gpu += self._fixed
         gpu += self._ar_calls * (self._ar_eager + self._ar_per_token * total)
