@@ -81,7 +81,8 @@ def load_runs(path: pathlib.Path = ANCHORS_FILE) -> tuple[Run, ...]:
         unknown = set(run.measured) | set(run.at_least)
         unknown -= set(GROUPS)
         if unknown or run.family not in ("dense", "moe"):
-            raise ValueError(f"{path}: {run.run}: unknown metric or family {unknown or run.family}")
+            what = unknown or run.family
+            raise ValueError(f"{path}: {run.run}: unknown metric or family {what}")
     return runs
 
 
@@ -139,7 +140,9 @@ def summary(found: Mapping[tuple[str, str], list[float]]) -> list[str]:
     for (family, group), values in sorted(found.items()):
         target = TARGETS.get(group)
         median = statistics.median(values)
-        verdict = "" if target is None else f"<= {target:.0%}: {'met' if median <= target else 'MISSED'}"
+        verdict = ""
+        if target is not None:
+            verdict = f"<= {target:.0%}: {'met' if median <= target else 'MISSED'}"
         lines.append(
             f"| {family} | {group} | {len(values)} | {statistics.fmean(values):.1%} | "
             f"{median:.1%} | {np.percentile(values, 90):.1%} | {verdict} |"
