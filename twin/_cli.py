@@ -36,8 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         "--spawn-rate",
         type=float,
         default=None,
-        help="with --concurrency: users started per second (default: the concurrency, as "
-        "genai-bench; inf: all at once, as bench_serving --max-concurrency)",
+        help="with --concurrency: users started per second, floor(rate) at a time as "
+        "genai-bench's locust does (default: the concurrency, so all at once, as genai-bench "
+        "and, with inf, bench_serving --max-concurrency)",
     )
     workload.add_argument(
         "--burstiness",

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from twin import _perf, _replica, _request
 from twin._facts import fact
+from twin._frontend import Frontend
 from twin._metrics import ServerMetrics
 from twin._radix import RadixCache
 from twin._resolve import EngineConfig
@@ -37,14 +38,23 @@ class Stream:
         sent_at: Simulated time of the last chunk.
         streaming: Whether the client streams (otherwise only the end is delivered).
         log_metrics: Whether the tokenizer's metrics count it (not for health checks).
+        received: Simulated time the HTTP handler received it.
     """
 
-    __slots__ = ("log_metrics", "queue", "replica", "req", "sent", "sent_at", "streaming")
+    __slots__ = (
+        "log_metrics", "queue", "received", "replica", "req", "sent", "sent_at", "streaming"
+    )
 
     def __init__(
-        self, req: _request.Request, replica: int, streaming: bool, log_metrics: bool
+        self,
+        req: _request.Request,
+        replica: int,
+        streaming: bool,
+        log_metrics: bool,
+        received: float,
     ) -> None:
         self.req = req
+        self.received = received
         self.replica = replica
         self.streaming = streaming
         self.log_metrics = log_metrics
@@ -140,7 +150,7 @@ class Engine:
         self._wake = [asyncio.Event() for _ in self.replicas]
         self._ids = itertools.count()
         self._rr = 0
-        self._frontend = fact("frontend_s")
+        self._frontend = Frontend()
         self._interval = config.stream_interval
         self._log_every = decode_log_interval
         # Wall seconds chunks are delivered early to cancel the server's own latency.
@@ -188,11 +198,11 @@ class Engine:
             len(ids),
             output_len,
             max_new,
-            received + self._frontend,
+            self._frontend.admit(received, len(ids)),
             ignore_eos,
             ids,
         )
-        stream = Stream(req, index, streaming, log_metrics)
+        stream = Stream(req, index, streaming, log_metrics, received)
         req.client = stream
         heapq.heappush(self._pending[index], (req.arrival, req.rid, req))
         self._wake[index].set()
@@ -299,7 +309,7 @@ class Engine:
                 continue
             self._push(stream, req.output_len, True, now)
             if metrics is not None and stream.log_metrics:
-                metrics.e2e.observe(now - req.arrival + self._frontend)
+                metrics.e2e.observe(now - stream.received)
                 metrics.prompt_tokens.inc(req.input_len)
                 metrics.generation_tokens.inc(req.output_len)
                 metrics.cached_tokens.inc(req.prefix_len)
@@ -327,7 +337,7 @@ class Engine:
         self.last_output = time.monotonic()
         if metrics is not None and tokens > 0:
             if stream.sent == 0:
-                metrics.ttft.observe(now - stream.req.arrival + self._frontend)
+                metrics.ttft.observe(now - stream.received)
             else:
                 gap = (now - stream.sent_at) / tokens
                 for _ in range(tokens):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import itertools
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from twin import _args, _perf, _profile, _replica, _request, _resolve, _stats, _workload
-from twin._facts import fact
+from twin._frontend import Frontend
 
 
 def request_error(config: _resolve.EngineConfig, input_len: int, max_new: int) -> str | None:
@@ -122,7 +123,8 @@ def simulate(
 
     perf = _perf.PerfModel(config)
     replicas = [_replica.Replica(config, perf, None, seed + i) for i in range(config.dp)]
-    frontend = fact("frontend_s")
+    frontend = Frontend()
+    sent_at: dict[int, float] = {}
     arrivals: list[tuple[float, int, _request.Request]] = []
     ids = itertools.count()
     issued = 0
@@ -135,16 +137,27 @@ def simulate(
     done_out: list[int] = []
     closed = concurrency is not None
 
+    # Sends not yet made, in time order: the front end must see requests in the order they
+    # are sent, so a scheduled send goes before any later one a finished request makes.
+    scheduled = collections.deque(sends)
+
     def send(at: float) -> None:
+        while scheduled and scheduled[0] <= at:
+            send_one(scheduled.popleft())
+        send_one(at)
+
+    def send_one(at: float) -> None:
         # A closed-loop client whose request is rejected sends its next one at once.
         nonlocal issued, finished, end_time
         while issued < issue and finished < total:
             i = issued
             issued += 1
             if request_error(config, in_list[i], max_list[i]) is None:
+                arrival = frontend.admit(at, in_list[i])
                 req = _request.Request(
-                    i, in_list[i], out_list[i], max_list[i], at + frontend, ignore_eos
+                    i, in_list[i], out_list[i], max_list[i], arrival, ignore_eos
                 )
+                sent_at[i] = at
                 heapq.heappush(arrivals, (req.arrival, next(ids), req))
                 return
             errors[400] = errors.get(400, 0) + 1
@@ -153,14 +166,13 @@ def simulate(
             if not closed or finished >= total:
                 return
 
-    for at in sends:
-        send(at)
     rr = 0
     dp = len(replicas)
     peak_running = 0
     peak_usage = 0.0
     while finished < total:
         next_arrival = arrivals[0][0] if arrivals else math.inf
+        next_send = scheduled[0] if scheduled else math.inf
         busy = (
             [r for r in replicas if r.busy()]
             if dp > 1
@@ -171,9 +183,12 @@ def simulate(
             clock = replica.clock
         else:
             clock = math.inf
-        if next_arrival <= clock:
-            if next_arrival == math.inf:
+        if next_send <= min(next_arrival, clock):
+            if next_send == math.inf:
                 break
+            send_one(scheduled.popleft())
+            continue
+        if next_arrival <= clock:
             _, _, req = heapq.heappop(arrivals)
             target = replicas[rr]
             rr = (rr + 1) % dp
@@ -181,7 +196,7 @@ def simulate(
                 target.clock = max(target.clock, req.arrival)
             target.add(req)
             continue
-        until = next_arrival
+        until = min(next_arrival, next_send)
         if dp > 1:
             until = min([until] + [r.clock for r in busy if r is not replica])
         step = replica.step(until)
@@ -190,7 +205,7 @@ def simulate(
         peak_running = max(peak_running, len(replica.running))
         peak_usage = max(peak_usage, replica.token_usage())
         for req in step.finished:
-            sent = req.arrival - frontend
+            sent = sent_at.pop(req.rid)
             ttft.append(req.first_token - sent)
             e2e.append(req.done_at - sent)
             done_in.append(req.input_len)
@@ -231,22 +246,21 @@ def simulate(
 
 
 def _user_starts(users: int, spawn_rate: float | None) -> list[float]:
-    """When each closed-loop user sends its first request (s): evenly at ``spawn_rate`` users
-    per second (default: as many as there are users, all within one second), or all at once
-    for an infinite rate (bench_serving --max-concurrency).
+    """When each closed-loop user sends its first request (s), as genai-bench's locust starts
+    them: ``floor(rate)`` users at once (at least one) every ``floor(rate) / rate`` seconds
+    (locust/dispatch.py ``UsersDispatcher``), at ``spawn_rate`` users per second (default: as
+    many as there are users, genai-bench's default, so all start together); an infinite
+    rate starts them all at once too (bench_serving --max-concurrency, aiperf, genai-perf).
 
-    genai-bench's users are locust's, whose dispatcher starts ``floor(rate)`` users at once
-    every ``floor(rate) / rate`` seconds (locust/dispatch.py); the estimator spreads them
-    evenly instead. Requests released together reach a real server a few milliseconds
-    apart (connection, tokenization), so its first prefills start before the rest arrive and
-    the waves break up; the twin server measures that, and an estimate with exactly
-    simultaneous starts would keep the waves whole (82 ms TTFT where the server measures
-    20 ms at 16 users of D(256,128)). The even spread agrees with the server within 10 %.
+    Users started together send together; the front end (:class:`twin._frontend.Frontend`)
+    then spaces their requests by its CPU time per request, so the scheduler's first prefill
+    takes the first request alone and the next one the rest.
     """
     rate = spawn_rate if spawn_rate is not None else users
     if math.isinf(rate):
         return [0.0] * users
-    return [i / rate for i in range(users)]
+    batch = max(1, math.floor(rate))
+    return [(i // batch) * batch / rate for i in range(users)]
 
 
 def check_load(
@@ -325,11 +339,12 @@ def estimate(
         ignore_eos: As genai-bench's scenarios send it (true: each request generates exactly
             its output length); false, as its dataset mode sends: no ``max_tokens``, so each
             request may use the context left, and stops at its output length or there.
-        spawn_rate: With ``concurrency``: users started per second, evenly; default
-            ``concurrency`` (genai-bench's default ``--spawn-rate``: all within one second);
-            ``math.inf`` starts them all at once (SGLang's ``bench_serving
-            --max-concurrency``, aiperf, genai-perf). How users start decides whether their
-            prefills stay in synchronised waves or spread out, so it moves TTFT a lot.
+        spawn_rate: With ``concurrency``: users started per second, as genai-bench's locust
+            starts them (``floor(rate)`` at a time every ``floor(rate) / rate`` s); default
+            ``concurrency`` (genai-bench's default ``--spawn-rate``), which like
+            ``math.inf`` (SGLang's ``bench_serving --max-concurrency``, aiperf, genai-perf)
+            starts them all at once. How users start decides whether their prefills stay in
+            synchronised waves or spread out, so it moves TTFT a lot.
         burstiness: With ``request_rate``: the shape of gamma-distributed gaps between
             arrivals (``bench_serving --burstiness``); 1 is Poisson, below 1 burstier,
             above 1 more even.

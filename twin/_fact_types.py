@@ -1,13 +1,16 @@
-"""The types of the twin's fact tables (``twin/_facts.py``, ``twin/_moe_facts.py``)."""
+"""The types of the twin's fact tables (``twin/_facts.py``, ``_moe_facts.py``,
+``_host_facts.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["SERVER_ARGS_MEMORY", "Fact", "MemoryTier"]
+__all__ = ["FITTED_TO_ANCHORS", "SERVER_ARGS_MEMORY", "Fact", "MemoryTier"]
 
-# Where SGLang sizes memory at start-up: the source of several facts in both tables.
+# Where SGLang sizes memory at start-up: the source of several facts in the tables.
 SERVER_ARGS_MEMORY = "sglang 0.5.5 srt/server_args.py ServerArgs._handle_gpu_memory_settings"
+# The source of the facts fitted by hand to the published anchors.
+FITTED_TO_ANCHORS = "fitted to benchmarks/fidelity_anchors.yaml (note §4)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from twin._fact_types import SERVER_ARGS_MEMORY, Fact, MemoryTier
+from twin._fact_types import FITTED_TO_ANCHORS, SERVER_ARGS_MEMORY, Fact, MemoryTier
+from twin._host_facts import HOST_FACTS
 from twin._moe_facts import MOE_FACTS
 from twin._profile import active_factor
 
@@ -93,7 +94,7 @@ _GEMM = "aiconfigurator systems/data/h100_sxm/gemm/sglang/0.5.14/gemm_perf.parqu
 _ATTN = "aiconfigurator attention/sglang/0.5.14/context_attention_perf.parquet (note §3)"
 _GEN_ATTN = "aiconfigurator .../generation_attention_perf.parquet (note §3)"
 _AR = "aiconfigurator comm/sglang/0.5.14/custom_allreduce_perf.parquet (note §3)"
-_ANCHORS = "fitted to benchmarks/twin_fidelity.py anchors (note §4)"
+_ANCHORS = FITTED_TO_ANCHORS
 _SCHED = "sglang 0.5.5 srt/managers/schedule_policy.py, scheduler.py (note §2)"
 
 FACTS: Mapping[str, Fact] = MappingProxyType(
@@ -205,32 +206,6 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "s",
             "per prefill forward: eager launches, metadata, sampling",
             "derived: eager launches and metadata of an extend batch, ~1 ms",
-        ),
-        # --- CPU side (hidden by the overlap scheduler while below GPU time) ---
-        "cpu_step_s": Fact(
-            0.5e-3,
-            "s",
-            "scheduler CPU time per iteration",
-            "derived: lmsys 2024-12-04 blog, overlap gave 1.1x (CPU ~10% of a step)",
-        ),
-        "cpu_per_req_s": Fact(
-            40e-6,
-            "s",
-            "scheduler/detokenizer CPU time per running request and step",
-            f"{_ANCHORS}: the 0.3.0 offline runs (no overlap scheduler then)",
-            calibrated=True,
-        ),
-        "cpu_stream_s": Fact(
-            10e-6,
-            "s",
-            "CPU time per streamed chunk and request (divided by --stream-interval)",
-            "derived: note §1 'higher --stream-interval raises throughput'",
-        ),
-        "frontend_s": Fact(
-            2e-3,
-            "s",
-            "HTTP + tokenizer + IPC before a request reaches the scheduler",
-            "note §3: TTFT includes 'tokenizer/HTTP (~ms)'",
         ),
         # --- memory ---
         "runtime_reserve_mib": Fact(
@@ -433,6 +408,7 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "decode steps between 'Decode batch' log lines",
             "sglang 0.5.5 --decode-log-interval default (note §2)",
         ),
+        **HOST_FACTS,
         **MOE_FACTS,
         "spec_accept_eagle": Fact(
             0.7,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import subprocess
@@ -132,6 +133,9 @@ class _Connection:
             self._streams[1].close()
 
 
+_PROMPTS = itertools.count()
+
+
 def closed_loop(
     url: str,
     *,
@@ -141,31 +145,37 @@ def closed_loop(
     output_len: int,
     time_scale: float = 1.0,
 ) -> dict[str, object]:
-    """genai-bench-like closed loop with staggered clients; genai-bench-shaped metrics.
+    """genai-bench-like closed loop; genai-bench-shaped metrics.
 
-    Latencies are multiplied and throughputs divided by ``time_scale``.
+    As genai-bench's locust does at its default spawn rate, every user starts at once; as
+    its sampled prompts are, every prompt is distinct (no prefix-cache hits). Latencies are
+    multiplied and throughputs divided by ``time_scale``.
     """
     port = int(url.rsplit(":", 1)[1])
-    body = json.dumps(
-        {
-            "model": "twin",
-            "prompt": list(range(10, 10 + input_len)),
-            "max_tokens": output_len,
-            "ignore_eos": True,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    ).encode()
+
+    def body() -> bytes:
+        first = next(_PROMPTS) * 4099  # a different first token per request, run after run
+        prompt = [10 + (first + j) % 30_000 for j in range(input_len)]
+        return json.dumps(
+            {
+                "model": "twin",
+                "prompt": prompt,
+                "max_tokens": output_len,
+                "ignore_eos": True,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        ).encode()
+
     results: list[tuple[float, float, int, int]] = []
     finished = asyncio.Event()
     end = [0.0]
 
-    async def client(index: int) -> None:
-        await asyncio.sleep(index / concurrency / time_scale)
+    async def client() -> None:
         connection = _Connection(port)
         try:
             while True:
-                result = await connection.stream(body)
+                result = await connection.stream(body())
                 if len(results) < requests:
                     results.append(result)
                     if len(results) == requests:
@@ -177,7 +187,7 @@ def closed_loop(
     async def main() -> float:
         # As genai-bench does, stop when enough requests completed; drop the ones in flight.
         origin = time.monotonic()
-        tasks = [asyncio.ensure_future(client(i)) for i in range(concurrency)]
+        tasks = [asyncio.ensure_future(client()) for _ in range(concurrency)]
         await finished.wait()
         for task in tasks:
             task.cancel()

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import twin
+from twin import _estimate
 
 MODEL = "Llama-3.1-8B-Instruct"
 
@@ -164,14 +165,25 @@ def test_modes_and_determinism() -> None:
 
 
 def test_how_users_start_decides_ttft() -> None:
-    # Issue 14: 16 users started together (bench_serving --max-concurrency, aiperf) keep their
-    # 1024-token prefills in waves; started over a second (genai-bench) they spread out.
+    # Issue 14: users started together (genai-bench's default spawn rate, bench_serving
+    # --max-concurrency, aiperf) keep their 1024-token prefills in waves; started one a second
+    # they spread out.
     load = {"scenario": "D(1024,256)", "concurrency": 16, "max_requests": 64}
-    ramp, _ = _run(**load)
+    default, _ = _run(**load)
     burst, _ = _run(**load, spawn_rate=float("inf"))
+    assert default == burst  # genai-bench's default: as many users per second as there are
+    ramp, _ = _run(**load, spawn_rate=1.0)
     assert burst["stats"]["ttft"]["mean"] > 4 * ramp["stats"]["ttft"]["mean"]
-    default, _ = _run(**load, spawn_rate=16.0)
-    assert default == ramp  # genai-bench's default: as many users per second as there are
+    # The front end passes simultaneous requests on one at a time: the first of a wave is
+    # prefilled alone, the rest together after it.
+    assert burst["stats"]["ttft"]["min"] < burst["stats"]["ttft"]["p50"] / 5
+
+
+def test_users_start_in_locusts_batches() -> None:
+    # locust's UsersDispatcher: floor(rate) users at a time, floor(rate) / rate s apart.
+    assert _estimate._user_starts(5, 2.5) == [0.0, 0.0, 0.8, 0.8, 1.6]
+    assert _estimate._user_starts(3, 0.5) == [0.0, 2.0, 4.0]
+    assert _estimate._user_starts(3, None) == [0.0, 0.0, 0.0]
 
 
 def test_bursty_arrivals_queue_more_than_poisson() -> None:
