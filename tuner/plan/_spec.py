@@ -47,8 +47,8 @@ class PlanWorkload(Part):
     )
     spawn_rate: int | None = Field(
         None, ge=1, le=100_000,
-        description="With users: users started per second (genai-bench's --spawn-rate); "
-        "null: all within the first second, as genai-bench starts them.",
+        description="With users: users started per second (genai-bench's --spawn-rate; "
+        "locust starts floor(rate) at a time); null: all at once, as genai-bench starts them.",
     )
 
     @field_validator("scenarios")

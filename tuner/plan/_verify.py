@@ -5,9 +5,10 @@ A layout is ``replicas`` identical servers sharing the load evenly, so one repli
 share says how all of them do: each layout becomes a one-trial study of one replica under a
 closed loop of as many users as it holds requests at the target load (Little's law at a
 request rate), recorded in the store like any study. At a request rate its users start at
-that rate (genai-bench's --spawn-rate), so their requests spread out as the arrivals would;
-started together they would stay in waves of simultaneous prefills. The prediction beside
-it is the estimator's for that same closed loop, so both sides see the same arrivals.
+that rate (genai-bench's --spawn-rate: locust starts floor(rate) of them at a time, once a
+second), not all together, which would keep them in one wave of simultaneous prefills. The
+prediction beside it is the estimator's for that same closed loop, started the same way, so
+both sides see the same arrivals.
 """
 
 from __future__ import annotations

@@ -105,9 +105,10 @@ class WorkloadSpec(Part):
         ge=1,
         le=100_000,
         description="Users genai-bench starts per second at each level (its --spawn-rate; "
-        "the estimator and pre-screen start theirs alike); null: as many as the level's "
-        "concurrency, genai-bench's default. Users started together keep their prefills "
-        "in waves (higher TTFT); started slowly, they spread out like steady traffic.",
+        "locust starts floor(rate) at a time; the estimator and pre-screen start theirs "
+        "alike); null: as many as the level's concurrency, genai-bench's default, so all "
+        "at once. Users started together keep their prefills in waves (higher TTFT); "
+        "started one at a time (a rate below 2), they spread out like steady traffic.",
     )
     max_requests_per_level: int = Field(
         200,
