@@ -130,8 +130,12 @@ class ModelSpec:
         """Decoder parameters one token multiplies with (its ``experts_per_token`` experts)."""
         if not self.is_moe:
             return self.decoder_params
-        active = self.moe_layers * self.experts_per_token * self.expert_params
-        return self.decoder_params - self.routed_params + active
+        return self.decoder_params - self.routed_params + self.routed_active_params
+
+    @property
+    def routed_active_params(self) -> int:
+        """Routed-expert parameters one token multiplies with (its ``experts_per_token``)."""
+        return self.moe_layers * self.experts_per_token * self.expert_params
 
     @property
     def layer_params(self) -> int:

@@ -116,8 +116,7 @@ def coefficients(config: EngineConfig, eta_mem: float) -> SparseCoeffs:
     # routing, token permutation and activation quantisation around them): far below a dense
     # GEMM's rate once a forward is compute-bound (prefill). The shortfall is a cost per
     # token on top of the dense ramp, so weight-bound decode steps keep the dense ramp.
-    routed_active = model.moe_layers * model.experts_per_token * model.expert_params
-    routed_flops = 2.0 * routed_active * dp / tp / config.gemm_flops
+    routed_flops = 2.0 * model.routed_active_params * dp / tp / config.gemm_flops
     g_moe = routed_flops * (1.0 / fact("eta_moe_gemm_max") - 1.0 / fact("eta_gemm_max"))
     g_lm = 2.0 * model.embedding_params * dp / tp / gemm
 
