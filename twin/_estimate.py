@@ -263,6 +263,9 @@ def _user_starts(users: int, spawn_rate: float | None) -> list[float]:
     return [(i // batch) * batch / rate for i in range(users)]
 
 
+_DAY_S = 86_400.0
+
+
 def check_load(
     *,
     concurrency: int | None,
@@ -289,6 +292,12 @@ def check_load(
         raise ValueError("num_prompts must be >= 1")
     if spawn_rate is not None and (concurrency is None or not spawn_rate > 0):
         raise ValueError("spawn_rate goes with concurrency and must be > 0 (inf: all at once)")
+    # Arrivals days apart would only stall the virtual clock (times near 1e300 stop moving).
+    if spawn_rate is not None and concurrency is not None and concurrency / spawn_rate > _DAY_S:
+        raise ValueError("spawn_rate: starting the users would take over a day; give at least "
+                         f"{concurrency / _DAY_S:.3g} users per second")
+    if request_rate is not None and request_rate < 1.0 / _DAY_S:
+        raise ValueError(f"request_rate must be at least one a day ({1.0 / _DAY_S:.3g} per s)")
     if burstiness != 1.0 and (request_rate is None or not 0 < burstiness < math.inf):
         raise ValueError("burstiness goes with request_rate and must be a positive number")
     if max_requests is not None and (max_requests < 1 or num_prompts is not None):

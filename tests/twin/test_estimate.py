@@ -212,6 +212,8 @@ def test_requests_longer_than_the_context_fail() -> None:
         {"num_prompts": 5, "max_requests": 3},
         {"request_rate": -1.0},
         {"request_rate": 1.0, "spawn_rate": 4.0},
+        {"concurrency": 200, "spawn_rate": 1e-300},  # the virtual clock would stall
+        {"request_rate": 1e-300},
         {"concurrency": 4, "spawn_rate": 0.0},
         {"concurrency": 4, "burstiness": 0.5},
         {"request_rate": 1.0, "burstiness": -1.0},
