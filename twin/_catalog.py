@@ -302,6 +302,9 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                 "Qwen3-8B", "Qwen3ForCausalLM", 36, 4096, 32, 8, 128, 12288, 151936, 40960, False
             ),
             _spec(
+                "Qwen3-14B", "Qwen3ForCausalLM", 40, 5120, 40, 8, 128, 17408, 151936, 40960, False
+            ),
+            _spec(
                 "Qwen3-32B", "Qwen3ForCausalLM", 64, 5120, 64, 8, 128, 25600, 151936, 40960, False
             ),
             _spec(
