@@ -113,11 +113,14 @@ def coefficients(config: EngineConfig, eta_mem: float) -> SparseCoeffs:
     ffn_active = model.active_decoder_params - attn
     g_body = 2.0 * (attn / attn_tp + ffn_active * dp / tp) / gemm
     # Routed experts run as grouped GEMMs of a few rows per expert (fused MoE kernels, with
-    # routing, token permutation and activation quantisation around them): far below a dense
-    # GEMM's rate once a forward is compute-bound (prefill). The shortfall is a cost per
-    # token on top of the dense ramp, so weight-bound decode steps keep the dense ramp.
-    routed_flops = 2.0 * model.routed_active_params * dp / tp / config.gemm_flops
-    g_moe = routed_flops * (1.0 / fact("eta_moe_gemm_max") - 1.0 / fact("eta_gemm_max"))
+    # routing, token permutation and activation quantisation around them), far below a dense
+    # GEMM's rate once a forward is compute-bound (prefill), and at a rate that follows the
+    # GPU's HBM bandwidth, not its peak FLOPs. The shortfall is a cost per token on top of
+    # the dense ramp, so weight-bound decode steps keep the dense ramp.
+    routed_flops = 2.0 * model.routed_active_params * dp / tp
+    g_moe = max(
+        0.0, routed_flops / (hbm * fact("moe_flops_per_hbm_byte")) - routed_flops / gemm
+    )
     g_lm = 2.0 * model.embedding_params * dp / tp / gemm
 
     eta_attn = gpu.bf16_flops * fact("eta_attn_max")

@@ -46,16 +46,18 @@ MOE_FACTS: Mapping[str, Fact] = MappingProxyType(
             "factor on --schedule-conservativeness with dp-attention",
             "sglang 0.5.5 srt/server_args.py ServerArgs._handle_data_parallelism",
         ),
-        "eta_moe_gemm_max": Fact(
-            0.058,
-            "",
-            "routed experts' FLOP rate at large token counts, as a share of peak: fused MoE "
-            "GEMMs of few rows per expert, with routing, token permutation and activation "
-            "quantisation (what a prefill achieves; decode stays weight-bound)",
-            "fitted to the mean TTFT of the two ShareGPT bursts of benchmarks/"
-            "fidelity_anchors.yaml (DeepSeek-R1 8xH200 SGLang 0.5.3: -7 %, Qwen3-235B-A22B "
-            "8xH100 0.5.5.post1: +11 %); their prefill runs at ~16-20k tok/s per node, "
-            "~7 % of fp8 peak (gpustack deepseek-r1/h200.md random bursts)",
+        "moe_flops_per_hbm_byte": Fact(
+            20.0,
+            "FLOP/byte",
+            "routed experts' rate at large token counts, as FLOPs per byte of HBM bandwidth: "
+            "fused MoE GEMMs of few rows per expert, with routing, token permutation and "
+            "activation quantisation, run at a rate that follows HBM bandwidth, not peak "
+            "FLOPs (what a prefill achieves; decode stays weight-bound)",
+            "fitted to the mean TTFT of the three ShareGPT bursts of benchmarks/"
+            "fidelity_anchors.yaml (DeepSeek-R1 fp8 8xH200: +7 %, Qwen3-235B-A22B bf16 "
+            "8xH100: +3 %, 8xA100: -9 %); the same lab measured Qwen3-235B's TTFT 1.80x "
+            "longer on A100 than on H100, where HBM bandwidth differs 1.64x and bf16 peak "
+            "3.17x (gpustack qwen3-235b-a22b/a100.md, h100.md)",
             calibrated=True,
         ),
         "a2a_dispatch_bytes": Fact(

@@ -14,6 +14,7 @@ import twin
 from tests.twin import support
 from twin import _args, _catalog, _moe, _perf, _resolve
 from twin._errors import StartupError
+from twin._gpus import GPU_TABLE
 
 R1_DP = ["--model-path", "DeepSeek-R1", "--gpu", "H200", "--tp-size", "8",
          "--enable-dp-attention", "--dp-size", "8"]
@@ -177,6 +178,19 @@ def test_moe_decode_step_grows_sub_linearly_where_experts_saturate() -> None:
     # A dense model of similar active size has no such growth from 1 to 8.
     dense = _perf.PerfModel(_config(gpu="H100", model_path="Llama-3.1-70B-Instruct", tp_size=8))
     assert dense.decode_coeffs(8)[0] / dense.decode_coeffs(1)[0] < step[8] / step[1]
+
+
+def test_moe_prefill_follows_hbm_bandwidth_not_peak_flops() -> None:
+    # gpustack measured Qwen3-235B-A22B's burst TTFT 1.80x longer on 8 A100s than on 8
+    # H100s: near their HBM ratio (1.64), far from their bf16 peak ratio (3.17).
+    def prefill(gpu: str) -> float:
+        perf = _perf.PerfModel(_config(gpu=gpu, model_path="Qwen3-235B-A22B", tp_size=8))
+        return perf.prefill_time(8192, perf.attention(8192, 0), 1, 1, 0, 0)
+
+    ratio = prefill("A100-80G") / prefill("H100")
+    assert 1.5 < ratio < 2.2, ratio
+    hbm = GPU_TABLE["H100"].hbm_bytes_per_s / GPU_TABLE["A100-80G"].hbm_bytes_per_s
+    assert ratio == pytest.approx(hbm, rel=0.25)
 
 
 def test_mla_decode_attention_is_bounded_by_flops_with_dp_attention() -> None:
