@@ -85,6 +85,11 @@ class Replica:
         self.ratio = self.ratio_init
         self.retracted_total = 0
         self.last_retracted = 0
+        # The overlap scheduler launches step N+1 before it reads step N's result, so a
+        # request received at a decode step's end waits for the step already launched:
+        # set when a request arrives while decode steps run back to back.
+        self._decode_launched = False
+        self._last_was_decode = False
 
     # ----- public state -----
 
@@ -100,6 +105,8 @@ class Replica:
         """
         req.state = WAITING
         self.waiting.append(req)
+        if self.perf.overlap and self._last_was_decode and self.running:
+            self._decode_launched = True
 
     def generated(self, req: Request) -> int:
         """Tokens a request has generated so far.
@@ -234,11 +241,21 @@ class Replica:
             What happened; ``clock`` is moved to its end.
         """
         start = self.clock
+        if self._decode_launched:
+            # sglang 0.5.5 Scheduler.event_loop_overlap: recv, launch the next batch, then
+            # process the last one's result; the new requests' prefill follows it, with
+            # those that arrive meanwhile.
+            self._decode_launched = self._last_was_decode = False
+            if self.running:
+                return self._run_decode(start, math.inf, 1)
         batch = self._schedule_prefill()
         if batch is not None:
+            self._last_was_decode = False
             return self._run_prefill(batch, start)
         if not self.running:
+            self._last_was_decode = False
             return Step(IDLE, start, start)
+        self._last_was_decode = True
         return self._run_decode(start, until, max_steps)
 
     def _order_waiting(self) -> None:

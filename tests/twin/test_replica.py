@@ -27,9 +27,30 @@ def test_prefill_has_priority_and_first_token_comes_from_prefill() -> None:
     step = rep.step()
     assert step.kind == _request.PREFILL and step.joined[0].first_token == step.end
     assert rep.generated(step.joined[0]) == 1
-    assert rep.step().kind == _request.DECODE
+    assert rep.step(max_steps=1).kind == _request.DECODE
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_overlap_scheduler_runs_the_launched_decode_step_before_a_new_prefill(
+    overlap: bool,
+) -> None:
+    # sglang 0.5.5 Scheduler.event_loop_overlap launches step N+1 before it reads step N's
+    # result: a request received meanwhile is prefilled after N+1; without overlap, at once.
+    rep = _replica_for(disable_overlap_schedule=not overlap)
+    rep.add(_new(0, 100, 50))
+    rep.step()
+    rep.step(max_steps=1)
     rep.add(_new(1, 100, 50))
-    assert rep.step().kind == _request.PREFILL  # decode waits for the new prefill
+    rep.add(_new(2, 100, 50))  # several arrivals wait for the one launched step
+    kinds = [rep.step(max_steps=1).kind for _ in range(3)]
+    if overlap:
+        assert kinds == [_request.DECODE, _request.PREFILL, _request.DECODE]
+    else:
+        assert kinds == [_request.PREFILL, _request.DECODE, _request.DECODE]
+    # An idle server starts a prefill at once either way.
+    idle = _replica_for(disable_overlap_schedule=not overlap)
+    idle.add(_new(0, 100, 50))
+    assert idle.step().kind == _request.PREFILL
 
 
 def test_decode_run_jumps_to_the_next_finish() -> None:
@@ -106,6 +127,7 @@ def test_retraction_frees_memory_and_resets_ratio() -> None:
     rep.ratio = rep.ratio_min  # an optimistic ratio admits a request that will not fit
     young = _new(1, 100, 1500, ignore_eos=False)
     rep.add(young)
+    assert rep.step().kind == _request.DECODE  # the step launched before it arrived
     assert rep.step().kind == _request.PREFILL
     retracted: list[_request.Request] = []
     for _ in range(2000):
