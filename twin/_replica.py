@@ -85,11 +85,9 @@ class Replica:
         self.ratio = self.ratio_init
         self.retracted_total = 0
         self.last_retracted = 0
-        # The overlap scheduler launches step N+1 before it reads step N's result, so a
-        # request received at a decode step's end waits for the step already launched:
-        # set when a request arrives while decode steps run back to back.
-        self._decode_launched = False
-        self._last_was_decode = False
+        # With the overlap scheduler a decode step launches the next one before its result
+        # is read (sglang 0.5.5 Scheduler.event_loop_overlap): true after a decode step.
+        self._after_decode = False
 
     # ----- public state -----
 
@@ -105,8 +103,6 @@ class Replica:
         """
         req.state = WAITING
         self.waiting.append(req)
-        if self.perf.overlap and self._last_was_decode and self.running:
-            self._decode_launched = True
 
     def generated(self, req: Request) -> int:
         """Tokens a request has generated so far.
@@ -241,21 +237,19 @@ class Replica:
             What happened; ``clock`` is moved to its end.
         """
         start = self.clock
-        if self._decode_launched:
-            # sglang 0.5.5 Scheduler.event_loop_overlap: recv, launch the next batch, then
-            # process the last one's result; the new requests' prefill follows it, with
-            # those that arrive meanwhile.
-            self._decode_launched = self._last_was_decode = False
+        if self._after_decode and self.waiting and self.perf.overlap:
+            # Waiting requests (new ones, or ones the last step freed memory for) are
+            # prefilled after the decode step already launched, with those that arrive
+            # meanwhile.
+            self._after_decode = False
             if self.running:
                 return self._run_decode(start, math.inf, 1)
         batch = self._schedule_prefill()
+        self._after_decode = batch is None and bool(self.running)
         if batch is not None:
-            self._last_was_decode = False
             return self._run_prefill(batch, start)
         if not self.running:
-            self._last_was_decode = False
             return Step(IDLE, start, start)
-        self._last_was_decode = True
         return self._run_decode(start, until, max_steps)
 
     def _order_waiting(self) -> None:
@@ -495,4 +489,9 @@ class Replica:
         self.clock = end
         step = Step(DECODE, start, end, steps, retracted=retracted, batch=bs)
         self._pop_finished(step, end)
+        if perf.overlap and step.finished and not self.running:
+            # The step launched before the last requests were seen to finish still runs.
+            n, kv = len(step.finished), perf.decode_kv_per_token
+            ctx = sum(r.input_len + r.generated for r in step.finished)
+            self.clock += _perf.run_time(*perf.decode_coeffs(n), kv, ctx, n, 1, True)
         return step

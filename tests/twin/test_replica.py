@@ -53,6 +53,34 @@ def test_overlap_scheduler_runs_the_launched_decode_step_before_a_new_prefill(
     assert idle.step().kind == _request.PREFILL
 
 
+@pytest.mark.parametrize("overlap", [True, False])
+def test_overlap_scheduler_admits_a_waiting_request_one_step_after_a_finish(
+    overlap: bool,
+) -> None:
+    rep = _replica_for(disable_overlap_schedule=not overlap, max_running_requests=2)
+    for rid, out in ((0, 5), (1, 50), (2, 50)):
+        rep.add(_new(rid, 100, out))
+    assert [r.rid for r in rep.step().joined] == [0, 1]  # 2 waits for a slot
+    finish = rep.step()
+    assert [r.rid for r in finish.finished] == [0]
+    kinds = [rep.step(max_steps=1).kind for _ in range(2)]
+    # The step launched before request 0 was seen to finish runs before 2's prefill.
+    assert kinds == ([_request.DECODE, _request.PREFILL] if overlap else
+                     [_request.PREFILL, _request.DECODE])
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_overlap_scheduler_keeps_the_gpu_one_step_after_the_last_finish(overlap: bool) -> None:
+    rep = _replica_for(disable_overlap_schedule=not overlap)
+    rep.add(_new(0, 100, 20))
+    rep.step()
+    last = rep.step()
+    assert last.finished and not rep.busy()
+    step_time = (last.end - last.start) / last.steps
+    # The launched step holds the GPU: a request arriving at once is prefilled after it.
+    assert rep.clock - last.end == (pytest.approx(step_time, rel=0.1) if overlap else 0.0)
+
+
 def test_decode_run_jumps_to_the_next_finish() -> None:
     rep = _replica_for()
     rep.add(_new(0, 100, 10))
