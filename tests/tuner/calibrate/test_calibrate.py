@@ -30,9 +30,12 @@ def _spec(backend: dict[str, Any]) -> Any:
         "model": {"name": "Llama-3.1-8B-Instruct"},
         "backend": {"gpu": "H100", "gpus": 2, **backend},
         # TP 1 and 2 split the weight time but not the per-forward overhead: together they
-        # tell a slower HBM from a costlier step.
+        # tell a slower HBM from a costlier step. At least two users: with one, the client's
+        # turnaround, ten-fold in simulated time at 10x, outlasts the decode step the overlap
+        # scheduler runs after the last finish, which the estimator (like SGLang with a
+        # client at real time) puts before the next prefill.
         "space": {"tp_size": [1, 2]},
-        "workload": {"scenarios": ["D(256,64)"], "concurrency": [1, 4],
+        "workload": {"scenarios": ["D(256,64)"], "concurrency": [2, 4],
                      "max_requests_per_level": 16, "max_seconds_per_level": 60},
         "objective": {"slo": {"tpot_p99_ms": 1000, "ttft_p99_ms": 10000}},
         "search": {"algorithm": "grid", "prescreen": None, "early_stopping": False,
@@ -65,12 +68,10 @@ def test_calibration_halves_the_error_and_moves_the_factors_the_right_way(
     assert before["output_throughput"]["median_pct"] > 10
     for metric in ("tpot_mean_ms", "output_throughput"):
         assert after[metric]["median_pct"] < 0.5 * before[metric]["median_pct"], metric
-    # TTFT is not a clean test of the fit on a twin server at 10x real time: its host's own
-    # Python time counts ten-fold (TTFT under load measures higher than any factor gives),
-    # and at one user the client's turnaround, ten-fold too, outlasts the decode step the
-    # overlap scheduler launches after the last finish, which the estimator (like SGLang
-    # with a client at real time) puts before the next prefill. The fit may not wreck it.
-    assert after["ttft_mean_ms"]["median_pct"] < before["ttft_mean_ms"]["median_pct"] + 5
+    # A twin server at 10x real time adds its host's own overhead to TTFT under load (its
+    # Python handles each request in wall time, which counts ten-fold), which no factor of
+    # the performance model removes: TTFT improves, without halving.
+    assert after["ttft_mean_ms"]["median_pct"] < before["ttft_mean_ms"]["median_pct"]
     mean_before = sum(before[m]["median_pct"] for m in FITTED_METRICS) / 3
     mean_after = sum(after[m]["median_pct"] for m in FITTED_METRICS) / 3
     assert mean_after < 0.5 * mean_before
