@@ -489,9 +489,8 @@ class Replica:
         self.clock = end
         step = Step(DECODE, start, end, steps, retracted=retracted, batch=bs)
         self._pop_finished(step, end)
-        if perf.overlap and step.finished and not self.running:
-            # The step launched before the last requests were seen to finish still runs.
-            n, kv = len(step.finished), perf.decode_kv_per_token
-            ctx = sum(r.input_len + r.generated for r in step.finished)
-            self.clock += _perf.run_time(*perf.decode_coeffs(n), kv, ctx, n, 1, True)
+        if perf.overlap and not self.running:
+            # The step launched before the whole batch was seen to finish still runs.
+            kv = perf.decode_kv_per_token
+            self.clock += _perf.run_time(gpu, cpu, kv, context + bs * steps, bs, 1, True)
         return step
