@@ -106,6 +106,15 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "GEMM efficiency reached by large token counts",
             f"{_GEMM}: 0.75-0.81 of peak for T >= 1024",
         ),
+        "eta_gemm_fp8_max": Fact(
+            0.62,
+            "",
+            "efficiency of 8-bit GEMMs (share of the fp8 peak) reached by large token counts",
+            "aiconfigurator systems/data/h100_sxm/gemm/sglang/0.5.14/gemm_perf.parquet: on "
+            "Qwen3-14B's shapes, block-scaled fp8 (DeepGEMM) 1140-1270 TF and per-tensor fp8 "
+            "(sgl-kernel fp8_scaled_mm) 960-1255 TF of 1979 at T = 1024-16384; note §3: "
+            "0.56-0.71",
+        ),
         "gemm_half_tokens": Fact(
             100.0,
             "tokens",
@@ -455,6 +464,19 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
         ),
     }
 )
+
+
+def gemm_efficiency(low_precision: bool) -> float:
+    """The GEMM efficiency large token counts reach, of the peak the GEMMs run at.
+
+    Args:
+        low_precision: Whether the GEMMs run on 8-bit tensor cores (``EngineConfig``'s
+            ``gemm_low_precision``).
+
+    Returns:
+        ``eta_gemm_fp8_max`` or ``eta_gemm_max``, with the active profile's factor.
+    """
+    return fact("eta_gemm_fp8_max" if low_precision else "eta_gemm_max")
 
 
 def fact(name: str) -> float:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from twin._facts import fact
+from twin._facts import fact, gemm_efficiency
 from twin._resolve import EngineConfig
 
 
@@ -103,7 +103,7 @@ def coefficients(config: EngineConfig, eta_mem: float) -> SparseCoeffs:
     attn_tp = layout.attn_tp
     dp = config.dp if layout.dp_attention else 1
     hbm = gpu.hbm_bytes_per_s
-    gemm = config.gemm_flops * fact("eta_gemm_max")
+    gemm = config.gemm_flops * gemm_efficiency(config.gemm_low_precision)
 
     # Routed-expert share of the per-GPU weight bytes; the rest is read every forward.
     routed = model.routed_params * config.decoder_weight_bytes / tp

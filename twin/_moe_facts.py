@@ -54,7 +54,7 @@ MOE_FACTS: Mapping[str, Fact] = MappingProxyType(
             "activation quantisation, run at a rate that follows HBM bandwidth, not peak "
             "FLOPs (what a prefill achieves; decode stays weight-bound)",
             "fitted to the mean TTFT of the three ShareGPT bursts of benchmarks/"
-            "fidelity_anchors.yaml (DeepSeek-R1 fp8 8xH200: +7 %, Qwen3-235B-A22B bf16 "
+            "fidelity_anchors.yaml (DeepSeek-R1 fp8 8xH200: +8 %, Qwen3-235B-A22B bf16 "
             "8xH100: 0 %, 8xA100: -12 %); the same lab measured Qwen3-235B's TTFT 1.80x "
             "longer on A100 than on H100, where HBM bandwidth differs 1.64x and bf16 peak "
             "3.17x (gpustack qwen3-235b-a22b/a100.md, h100.md)",

@@ -13,7 +13,7 @@ import bisect
 import math
 
 from twin import _moe
-from twin._facts import fact
+from twin._facts import fact, gemm_efficiency
 from twin._resolve import EngineConfig
 
 
@@ -28,7 +28,7 @@ class PerfModel:
         model, gpu, tp = config.model, config.gpu, config.tp
         layers = model.layers
         flops = config.gemm_flops
-        eta_gemm = fact("eta_gemm_max")
+        eta_gemm = gemm_efficiency(config.gemm_low_precision)
         self._graph_bs = config.cuda_graph_bs
         self._graph_max = config.cuda_graph_bs[-1] if config.cuda_graph_bs else 0
         self._compile_max_bs = config.torch_compile_max_bs

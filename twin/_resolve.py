@@ -28,6 +28,8 @@ class EngineConfig:
         dp: Data parallel replicas.
         dtype_bytes: Bytes per activation element.
         gemm_flops: Peak FLOP/s of the linear layers (the fp8 peak for 8-bit and fp4 formats).
+        gemm_low_precision: Whether the linear layers run on 8-bit tensor cores (at the fp8
+            peak, with that path's efficiency, ``twin._facts.gemm_efficiency``).
         kv_bytes: Bytes per KV element.
         weight_bytes: Weight bytes per GPU.
         kv_cell_bytes: KV bytes per token per GPU.
@@ -63,6 +65,7 @@ class EngineConfig:
     dp: int
     dtype_bytes: int
     gemm_flops: float
+    gemm_low_precision: bool
     kv_bytes: float
     weight_bytes: float
     kv_cell_bytes: float
@@ -267,8 +270,8 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     dtype_bytes, weight_bytes = weights(model, args)
     kv_bytes = _facts.KV_CACHE_BYTES.get(args.kv_cache_dtype, dtype_bytes)
     quant = args.quantization or model.quantization
-    low_precision = quant in _facts.LOW_PRECISION_GEMM
-    gemm_flops = gpu.fp8_flops if low_precision and gpu.fp8_flops else gpu.bf16_flops
+    low_precision = quant in _facts.LOW_PRECISION_GEMM and gpu.fp8_flops > 0
+    gemm_flops = gpu.fp8_flops if low_precision else gpu.bf16_flops
     if model.is_mla:
         # MLA caches one compressed latent per token and layer, shared by all heads: every
         # GPU of an attention group holds it whole.
@@ -375,6 +378,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         dp=args.dp_size,
         dtype_bytes=dtype_bytes,
         gemm_flops=gemm_flops,
+        gemm_low_precision=low_precision,
         kv_bytes=kv_bytes,
         weight_bytes=weight_bytes,
         kv_cell_bytes=kv_cell,
