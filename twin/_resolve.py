@@ -27,7 +27,6 @@ class EngineConfig:
         tp: Tensor parallel size.
         dp: Data parallel replicas.
         dtype_bytes: Bytes per activation element.
-        gemm_flops: Peak FLOP/s of the linear layers (the fp8 peak for 8-bit and fp4 formats).
         gemm_low_precision: Whether the linear layers run on 8-bit tensor cores (at the fp8
             peak, with that path's efficiency, ``twin._facts.gemm_efficiency``).
         kv_bytes: Bytes per KV element.
@@ -64,7 +63,6 @@ class EngineConfig:
     tp: int
     dp: int
     dtype_bytes: int
-    gemm_flops: float
     gemm_low_precision: bool
     kv_bytes: float
     weight_bytes: float
@@ -92,6 +90,11 @@ class EngineConfig:
     layout: _parallel.Layout = _parallel.Layout(False, 1, 1, False, 1, True)
     decoder_weight_bytes: float = 2.0
     speculative: _speculative.Speculative | None = None
+
+    @property
+    def gemm_flops(self) -> float:
+        """Peak FLOP/s of the linear layers: the fp8 peak for 8-bit and fp4 formats."""
+        return self.gpu.fp8_flops if self.gemm_low_precision else self.gpu.bf16_flops
 
 
 def memory_tier(gpu_mib: float) -> MemoryTier:
@@ -271,7 +274,6 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     kv_bytes = _facts.KV_CACHE_BYTES.get(args.kv_cache_dtype, dtype_bytes)
     quant = args.quantization or model.quantization
     low_precision = quant in _facts.LOW_PRECISION_GEMM and gpu.fp8_flops > 0
-    gemm_flops = gpu.fp8_flops if low_precision else gpu.bf16_flops
     if model.is_mla:
         # MLA caches one compressed latent per token and layer, shared by all heads: every
         # GPU of an attention group holds it whole.
@@ -377,7 +379,6 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         tp=tp,
         dp=args.dp_size,
         dtype_bytes=dtype_bytes,
-        gemm_flops=gemm_flops,
         gemm_low_precision=low_precision,
         kv_bytes=kv_bytes,
         weight_bytes=weight_bytes,
