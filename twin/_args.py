@@ -176,6 +176,17 @@ def build_parser(
         help="largest decode batch replayed as a CUDA graph (default: auto)",
     )
     add("--disable-cuda-graph", action="store_true", help="run every batch eagerly")
+    add(
+        "--enable-piecewise-cuda-graph",
+        action="store_true",
+        help="replay prefill forwards of up to --piecewise-cuda-graph-max-tokens as graphs",
+    )
+    add(
+        "--piecewise-cuda-graph-max-tokens",
+        type=int,
+        default=4096,
+        help="largest prefill forward replayed as a piecewise CUDA graph",
+    )
     add("--enable-torch-compile", action="store_true", help="torch.compile small batches")
     add("--torch-compile-max-bs", type=int, default=32, help="largest compiled batch")
     add("--disable-radix-cache", action="store_true", help="turn prefix caching off")

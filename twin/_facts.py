@@ -216,6 +216,28 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "per prefill forward: eager launches, metadata, sampling",
             "derived: eager launches and metadata of an extend batch, ~1 ms",
         ),
+        "prefill_dispatch_layer_s": Fact(
+            0.5e-3,
+            "s",
+            "host time to dispatch one dense decoder layer of an eager prefill forward "
+            "(Python and kernel launches): the forward's GPU time cannot be shorter than the "
+            "sum over its layers",
+            f"{_ANCHORS}: Llama-3.1-70B 4xH100 at 4-8 req/s (TTFT p50 54-58 ms, 43-45 without "
+            "it), Qwen3-8B 1xH100 at 4 users; aiconfigurator charges vLLM 0.8 ms a layer for "
+            "the same dispatch (sdk/backends/vllm_backend.py _prefill_dispatch_overhead_ms, "
+            "fitted to its measured corpus)",
+            calibrated=True,
+        ),
+        "prefill_dispatch_moe_layer_s": Fact(
+            1.0e-3,
+            "s",
+            "as prefill_dispatch_layer_s for a mixture-of-experts layer (router, top-k, "
+            "token permutation and grouped GEMMs add launches)",
+            f"{_ANCHORS}: Qwen3-235B-A22B 8xB200 one-user TTFT 92-99 ms for prompts of at "
+            "most 1,000 tokens over its 94 MoE layers (sgl-cookbook Qwen3.md), where its GPU "
+            "work is ~30 ms",
+            calibrated=True,
+        ),
         # --- memory ---
         "runtime_reserve_mib": Fact(
             1024.0,

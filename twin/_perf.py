@@ -2,8 +2,9 @@
 
 A forward's GPU time is ``max(weight streaming, GEMM compute)`` plus attention, TP
 all-reduces and fixed per-layer/per-step costs, each divided by an efficiency of the facts
-table. With the overlap scheduler a step lasts ``max(GPU, CPU)``, without it ``GPU + CPU``.
-Decode step time is linear in the summed context length, which lets the scheduler jump over
+table; an eager prefill forward lasts at least the host's time to dispatch its layers. With
+the overlap scheduler a step lasts ``max(GPU, CPU)``, without it ``GPU + CPU``. Decode step
+time is linear in the summed context length, which lets the scheduler jump over
 many identical decode steps in closed form (``run_time`` / ``steps_until``).
 """
 
@@ -53,6 +54,12 @@ class PerfModel:
         self._eager = layers * fact("eager_layer_penalty_s")
         self._step = fact("step_overhead_s")
         self._prefill = fact("prefill_overhead_s")
+        # Prefill forwards run eagerly (unless replayed as piecewise graphs): the GPU cannot
+        # finish one before the host has dispatched all its layers' kernels.
+        self._dispatch = (layers - model.moe_layers) * fact(
+            "prefill_dispatch_layer_s"
+        ) + model.moe_layers * fact("prefill_dispatch_moe_layer_s")
+        self._graph_prefill_max = config.graph_prefill_max_tokens
         if tp > 1:
             link = gpu.link_bytes_per_s * fact("eta_link")
             pcie = 0.0 if gpu.nvlink else fact("ar_latency_pcie_s")
@@ -176,6 +183,8 @@ class PerfModel:
         gpu += self._ar_calls * (self._ar_eager + self._ar_per_token * total)
         if decode_bs:
             gpu += self._attn_floor + self.kv_per_token * decode_context
+        if total > self._graph_prefill_max:
+            gpu = max(gpu, self._dispatch)
         cpu = self._cpu_step + self._cpu_req * (reqs + decode_bs)
         return max(gpu, cpu) if self.overlap else gpu + cpu
 

@@ -42,6 +42,8 @@ class EngineConfig:
         cuda_graph_max_bs: Resolved ``--cuda-graph-max-bs``.
         cuda_graph_bs: Captured decode batch sizes (empty when CUDA graphs are off).
         torch_compile_max_bs: Largest compiled batch, 0 without ``--enable-torch-compile``.
+        graph_prefill_max_tokens: Largest prefill forward replayed as a piecewise CUDA graph,
+            0 when every prefill runs eagerly (``piecewise_graph_max_tokens``).
         schedule_policy: Waiting-queue policy (cache-aware ones become fcfs without cache).
         conservativeness: ``--schedule-conservativeness``.
         radix_cache: Whether prefix caching is on.
@@ -77,6 +79,7 @@ class EngineConfig:
     cuda_graph_max_bs: int
     cuda_graph_bs: tuple[int, ...]
     torch_compile_max_bs: int
+    graph_prefill_max_tokens: int
     schedule_policy: str
     conservativeness: float
     radix_cache: bool
@@ -184,6 +187,42 @@ def capture_sizes(max_bs: int, pool_size: int) -> tuple[int, ...]:
     if sizes and sizes[-1] > pool_size:
         sizes.append(pool_size)
     return tuple(sorted({bs for bs in sizes if bs <= pool_size}))
+
+
+def piecewise_graph_max_tokens(
+    args: argparse.Namespace, model: _catalog.ModelSpec, graph_off: bool
+) -> int:
+    """Largest prefill forward replayed as a piecewise CUDA graph; 0 when none is.
+
+    As SGLang 0.5.5's ``ModelRunner``: ``--enable-piecewise-cuda-graph`` is dropped with CUDA
+    graphs off, with ``--enable-torch-compile``, and for models whose layers are not all
+    standard GQA attention (MLA); the runner captures the token counts ``ServerArgs``
+    generates up to ``--piecewise-cuda-graph-max-tokens`` and replays forwards up to the
+    largest.
+
+    Raises:
+        StartupError: The capture list is empty (fewer than 4 tokens): SGLang's runner fails
+            on ``max()`` of it.
+    """
+    if not args.enable_piecewise_cuda_graph or graph_off or args.enable_torch_compile:
+        return 0
+    if model.is_mla:
+        return 0
+    limit = args.piecewise_cuda_graph_max_tokens
+    sizes = [
+        s
+        for s in (
+            *range(4, 33, 4),
+            *range(48, 257, 16),
+            *range(288, 513, 32),
+            *range(640, 4097, 128),
+            *range(4352, limit + 1, 256),
+        )
+        if s <= limit
+    ]
+    if not sizes:
+        raise StartupError("ValueError: max() arg is an empty sequence", "startup")
+    return sizes[-1]
 
 
 def _check_parallel(args: argparse.Namespace, model: _catalog.ModelSpec) -> _parallel.Layout:
@@ -317,6 +356,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         max_running = max(1, min(max_total // 2, pool_size))
     graph_off = args.disable_cuda_graph or not layout.cuda_graph
     graph_bs = () if graph_off else capture_sizes(graph_max_bs, pool_size)
+    graph_prefill_max = piecewise_graph_max_tokens(args, model, graph_off)
 
     chunk_size = None if chunk == -1 else chunk
     # Start-up only exercises batches up to the chunk (or prefill budget) size; a longer
@@ -393,6 +433,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         cuda_graph_max_bs=graph_max_bs,
         cuda_graph_bs=graph_bs,
         torch_compile_max_bs=args.torch_compile_max_bs if args.enable_torch_compile else 0,
+        graph_prefill_max_tokens=graph_prefill_max,
         schedule_policy=policy,
         conservativeness=conservativeness,
         radix_cache=not args.disable_radix_cache,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twin import _args, _perf, _resolve
+from twin import _args, _facts, _perf, _resolve
 
 
 def _model(**server_args: object) -> tuple[_resolve.EngineConfig, _perf.PerfModel]:
@@ -42,6 +42,52 @@ def test_prefill_grows_with_tokens_and_prefix() -> None:
     long = perf.prefill_time(8192, perf.attention(8192, 0), 1, 1, 0, 0)
     assert 4 < long / short < 9
     assert perf.attention(1024, 4096) > 4 * perf.attention(1024, 0)
+
+
+def test_an_eager_prefill_lasts_at_least_its_layers_dispatch() -> None:
+    # A short prompt's GPU work takes less time than the host needs to launch an eager
+    # forward's kernels: one-user TTFTs of deep models stay near 90-130 ms up to 1k tokens.
+    dense_layer = _facts.fact("prefill_dispatch_layer_s")
+    moe_layer = _facts.fact("prefill_dispatch_moe_layer_s")
+    config, perf = _model()
+    assert perf.prefill_time(64, perf.attention(64, 0), 1, 1, 0, 0) >= 32 * dense_layer
+    config, perf = _model(model_path="Qwen3-235B-A22B", tp_size=8, gpu="B200")
+    assert config.model.moe_layers == 94
+    assert perf.prefill_time(600, perf.attention(600, 0), 1, 1, 0, 0) >= 94 * moe_layer
+    # A long prefill is bound by its GPU work, not by the dispatch.
+    long = perf.prefill_time(16384, perf.attention(16384, 0), 1, 1, 0, 0)
+    assert long > 3 * 94 * moe_layer
+
+
+def test_piecewise_cuda_graphs_lift_the_dispatch_floor_up_to_their_max_tokens() -> None:
+    def prefill(tokens: int, **server_args: object) -> float:
+        _, perf = _model(**server_args)
+        return perf.prefill_time(tokens, perf.attention(tokens, 0), 1, 1, 0, 0)
+
+    eager = prefill(64)
+    assert prefill(64, enable_piecewise_cuda_graph=True) < eager / 2
+    # Larger than the largest captured size (32 for a limit of 35): eager again.
+    assert prefill(64, enable_piecewise_cuda_graph=True, piecewise_cuda_graph_max_tokens=35) == (
+        eager
+    )
+    # SGLang 0.5.5 drops the graphs with torch.compile or CUDA graphs off.
+    assert prefill(64, enable_piecewise_cuda_graph=True, enable_torch_compile=True) == eager
+
+
+def test_piecewise_cuda_graphs_resolve_as_sglang_does() -> None:
+    config, _ = _model(enable_piecewise_cuda_graph=True, piecewise_cuda_graph_max_tokens=5000)
+    assert config.graph_prefill_max_tokens == 4864  # 4352 + k * 256 <= 5000
+    assert _model()[0].graph_prefill_max_tokens == 0
+    assert _model(enable_piecewise_cuda_graph=True, disable_cuda_graph=True)[
+        0
+    ].graph_prefill_max_tokens == 0
+    # MLA layers are not standard GQA attention: the runner is not built.
+    config, _ = _model(
+        enable_piecewise_cuda_graph=True, model_path="DeepSeek-V3", tp_size=8, gpu="H200"
+    )
+    assert config.graph_prefill_max_tokens == 0
+    with pytest.raises(_resolve.StartupError, match="max\\(\\) arg is an empty sequence"):
+        _model(enable_piecewise_cuda_graph=True, piecewise_cuda_graph_max_tokens=3)
 
 
 def test_fp8_gemms_reach_a_smaller_share_of_their_peak() -> None:
