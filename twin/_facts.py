@@ -238,6 +238,28 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             "work is ~30 ms",
             calibrated=True,
         ),
+        "prefill_dispatch_mla_layer_s": Fact(
+            2.0e-3,
+            "s",
+            "as prefill_dispatch_layer_s for a layer of an MLA model (DeepSeek-V3/R1: low-rank "
+            "q/kv projections with their norms, and fp8 block quantisation before each GEMM, "
+            "about twice a GQA MoE layer's launches)",
+            f"{_ANCHORS}: DeepSeek-R1-0528 8xB200 one-user TTFT 126 ms for prompts of at most "
+            "1,000 tokens over its 61 layers (sgl-cookbook DeepSeek-R1.md, 1k/8k run)",
+            calibrated=True,
+        ),
+        "decode_moe_layer_floor_s": Fact(
+            100e-6,
+            "s",
+            "least time of a MoE layer in a CUDA-graph decode step, whatever it reads: ~15-20 "
+            "kernels (attention, router, top-k, fused MoE, two all-reduces, norms) at their "
+            "minimum durations and the gaps between them",
+            f"{_ANCHORS}: Qwen3-235B-A22B 8xB200 decodes at a batch of one in 10.12 ms over 94 "
+            "MoE layers (sgl-cookbook Qwen3.md); aiconfigurator's B200 SGLang tables put that "
+            "layer's kernels alone at ~65 us at one token (fused MoE 19.7, qkv 7.1, o 4.9, "
+            "router 4.6, attention ~8.3, two all-reduces ~5 each)",
+            calibrated=True,
+        ),
         # --- memory ---
         "runtime_reserve_mib": Fact(
             1024.0,

@@ -14,6 +14,7 @@ import bisect
 import math
 
 from twin import _moe
+from twin._catalog import ModelSpec
 from twin._facts import fact, gemm_efficiency
 from twin._resolve import EngineConfig
 
@@ -54,12 +55,9 @@ class PerfModel:
         self._eager = layers * fact("eager_layer_penalty_s")
         self._step = fact("step_overhead_s")
         self._prefill = fact("prefill_overhead_s")
-        # Prefill forwards run eagerly (unless replayed as piecewise graphs): the GPU cannot
-        # finish one before the host has dispatched all its layers' kernels.
-        self._dispatch = (layers - model.moe_layers) * fact(
-            "prefill_dispatch_layer_s"
-        ) + model.moe_layers * fact("prefill_dispatch_moe_layer_s")
+        self._dispatch = prefill_dispatch_s(model)
         self._graph_prefill_max = config.graph_prefill_max_tokens
+        self._decode_floor = model.moe_layers * fact("decode_moe_layer_floor_s")
         if tp > 1:
             link = gpu.link_bytes_per_s * fact("eta_link")
             pcie = 0.0 if gpu.nvlink else fact("ar_latency_pcie_s")
@@ -135,6 +133,9 @@ class PerfModel:
         gpu += self._compiled_layer if bs <= self._compile_max_bs else self._layer
         ar_latency = self._ar_graph if graph else self._ar_eager
         gpu += self._ar_calls * (ar_latency + self._ar_per_token * tokens)
+        # Small batches of a MoE model read little per layer; its kernels' least durations
+        # then set the step.
+        gpu = max(gpu, self._decode_floor + self._step)
         if not graph:
             gpu += self._eager
         return gpu
@@ -187,6 +188,25 @@ class PerfModel:
             gpu = max(gpu, self._dispatch)
         cpu = self._cpu_step + self._cpu_req * (reqs + decode_bs)
         return max(gpu, cpu) if self.overlap else gpu + cpu
+
+
+def prefill_dispatch_s(model: ModelSpec) -> float:
+    """Host time to dispatch an eager prefill forward: the least GPU time of one.
+
+    Args:
+        model: The served model.
+
+    Returns:
+        Seconds: per layer, ``prefill_dispatch_mla_layer_s`` for MLA models, else
+        ``prefill_dispatch_moe_layer_s`` for MoE layers and ``prefill_dispatch_layer_s`` for
+        dense ones.
+    """
+    if model.is_mla:
+        return model.layers * fact("prefill_dispatch_mla_layer_s")
+    dense = model.layers - model.moe_layers
+    return dense * fact("prefill_dispatch_layer_s") + model.moe_layers * fact(
+        "prefill_dispatch_moe_layer_s"
+    )
 
 
 def _cpu_bound_steps(a0: float, slope: float, cpu: float) -> float:

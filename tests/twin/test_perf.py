@@ -57,6 +57,22 @@ def test_an_eager_prefill_lasts_at_least_its_layers_dispatch() -> None:
     # A long prefill is bound by its GPU work, not by the dispatch.
     long = perf.prefill_time(16384, perf.attention(16384, 0), 1, 1, 0, 0)
     assert long > 3 * 94 * moe_layer
+    # An MLA model's layers launch about twice a GQA MoE layer's kernels.
+    config, perf = _model(model_path="DeepSeek-R1", tp_size=8, gpu="B200")
+    mla_layer = _facts.fact("prefill_dispatch_mla_layer_s")
+    assert mla_layer > moe_layer
+    assert perf.prefill_time(600, perf.attention(600, 0), 1, 1, 0, 0) >= 61 * mla_layer
+
+
+def test_moe_decode_at_small_batches_lasts_at_least_its_kernel_floors() -> None:
+    # Qwen3-235B-A22B on 8xB200 reads ~30 MB a GPU per decode step at a batch of one, 4 ms
+    # at the twin's streaming rate, yet SGLang's cookbook measures 10.1 ms: 94 MoE layers of
+    # kernels at their least durations.
+    floor = _facts.fact("decode_moe_layer_floor_s")
+    _, perf = _model(model_path="Qwen3-235B-A22B", tp_size=8, gpu="B200")
+    assert perf.decode_coeffs(1)[0] >= 94 * floor
+    # A large batch touches nearly every expert: streaming, not the floor, sets the step.
+    assert perf.decode_coeffs(256)[0] > 1.5 * 94 * floor
 
 
 def test_piecewise_cuda_graphs_lift_the_dispatch_floor_up_to_their_max_tokens() -> None:
