@@ -189,6 +189,14 @@ def capture_sizes(max_bs: int, pool_size: int) -> tuple[int, ...]:
     return tuple(sorted({bs for bs in sizes if bs <= pool_size}))
 
 
+# ServerArgs._generate_piecewise_cuda_graph_tokens (0.5.5): these sizes, then 4352, 4608, ...
+# up to --piecewise-cuda-graph-max-tokens.
+_PIECEWISE_SIZES = (
+    *range(4, 33, 4), *range(48, 257, 16), *range(288, 513, 32), *range(640, 4097, 128)
+)
+_PIECEWISE_STEP_FROM, _PIECEWISE_STEP = 4352, 256
+
+
 def piecewise_graph_max_tokens(
     args: argparse.Namespace, model: _catalog.ModelSpec, graph_off: bool
 ) -> int:
@@ -204,22 +212,18 @@ def piecewise_graph_max_tokens(
         StartupError: The capture list is empty (fewer than 4 tokens): SGLang's runner fails
             on ``max()`` of it.
     """
-    if not args.enable_piecewise_cuda_graph or graph_off or args.enable_torch_compile:
-        return 0
-    if model.is_mla:
+    if (
+        not args.enable_piecewise_cuda_graph
+        or graph_off
+        or args.enable_torch_compile
+        or model.is_mla
+    ):
         return 0
     limit = args.piecewise_cuda_graph_max_tokens
-    sizes = [
-        s
-        for s in (
-            *range(4, 33, 4),
-            *range(48, 257, 16),
-            *range(288, 513, 32),
-            *range(640, 4097, 128),
-            *range(4352, limit + 1, 256),
-        )
-        if s <= limit
-    ]
+    if limit >= _PIECEWISE_STEP_FROM:
+        # Above 4096 the list goes on in steps of 256; its largest entry, without building it.
+        return limit - (limit - _PIECEWISE_STEP_FROM) % _PIECEWISE_STEP
+    sizes = [s for s in _PIECEWISE_SIZES if s <= limit]
     if not sizes:
         raise StartupError("ValueError: max() arg is an empty sequence", "startup")
     return sizes[-1]

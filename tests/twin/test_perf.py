@@ -104,6 +104,9 @@ def test_piecewise_cuda_graphs_resolve_as_sglang_does() -> None:
     assert config.graph_prefill_max_tokens == 0
     with pytest.raises(_resolve.StartupError, match="max\\(\\) arg is an empty sequence"):
         _model(enable_piecewise_cuda_graph=True, piecewise_cuda_graph_max_tokens=3)
+    # A huge limit resolves without building SGLang's list of billions of sizes.
+    config, _ = _model(enable_piecewise_cuda_graph=True, piecewise_cuda_graph_max_tokens=10**12)
+    assert config.graph_prefill_max_tokens == 10**12 - (10**12 - 4352) % 256
 
 
 def test_fp8_gemms_reach_a_smaller_share_of_their_peak() -> None:
