@@ -36,7 +36,8 @@ class Calibration:
         profile: The fitted profile, in the file's layout (see :class:`twin.Profile`).
         levels: Measured levels the fit used.
         dropped: Measured levels the estimator cannot predict, with why.
-        evaluations: Estimates of the whole set of levels the fit made.
+        evaluations: Estimates of the whole set of levels the fit made (one unfitted, one
+            probe per calibrated fact, then the search's).
         seconds: Wall time of the fit.
     """
 
@@ -59,9 +60,10 @@ def calibrate(
     """Fits the twin's calibrated facts to the levels measured by ``study_ids``.
 
     Each measured level is predicted by the estimator with the trial's flags; the factors of
-    the calibrated facts (``twin.Profile``) are searched in log space by Nelder–Mead to
-    minimise the mean of the median relative errors of mean TPOT, mean TTFT and output
-    throughput. Cost: about ``max_evals`` estimates of each of at most ``max_levels`` levels.
+    the calibrated facts (``twin.Profile``) that change any prediction are searched in log
+    space by Nelder–Mead to minimise the mean of the median relative errors of mean TPOT,
+    mean TTFT and output throughput; the others stay at 1. Cost: about ``max_evals`` plus
+    one per calibrated fact estimates of each of at most ``max_levels`` levels.
 
     Args:
         store: The study store.
@@ -88,7 +90,7 @@ def calibrate(
 
     started = time.monotonic()
     studies = load_studies(store, study_ids, gpu)
-    names = twin.Profile.calibrated_facts()
+    calibrated = twin.Profile.calibrated_facts()
     with tempfile.TemporaryDirectory(prefix="calibrate-") as workdir:
         predictor = Predictor(
             studies,
@@ -105,13 +107,24 @@ def calibrate(
                 [(", ".join(study_ids), "no predictable level")],
             )
 
+        unfitted = predictor.predict({})
+        low, high = twin.Profile.FACTOR_RANGE
+        # A fact none of these levels depends on (a MoE layer's cost, for a dense model)
+        # cannot be fitted; searching it too only spreads Nelder-Mead's budget over more
+        # dimensions. Raised to the top of its range, any fact a level uses shows.
+        names = [n for n in calibrated if predictor.predict({n: high}) != unfitted]
+        if not names:
+            raise SpecError(
+                "no calibrated fact of the twin changes the predictions of these levels",
+                [(", ".join(study_ids), "nothing to fit")],
+            )
+
         def objective(x: np.ndarray) -> float:
             factors = dict(zip(names, np.exp(x), strict=True))
             errors = relative_errors(predictor.predict(factors), measured)
             return score(errors) + _RIDGE * float(np.mean(x**2))
 
-        before = relative_errors(predictor.predict({}), measured)
-        low, high = twin.Profile.FACTOR_RANGE
+        before = relative_errors(unfitted, measured)
         found = nelder_mead(
             objective,
             np.zeros(len(names)),
@@ -131,6 +144,7 @@ def calibrate(
             "levels": len(measured),
             "predictable_levels": predictor.predictable,
             "metrics": list(FITTED_METRICS),
+            "facts": names,
             "max_requests": max_requests,
         },
         error_before=summary(before),
@@ -140,7 +154,7 @@ def calibrate(
         profile=profile.to_dict(),
         levels=len(measured),
         dropped=[f"{obs.trial_id}: {why}" for obs, why in predictor.dropped],
-        evaluations=found.evaluations,
+        evaluations=1 + len(calibrated) + found.evaluations,
         seconds=time.monotonic() - started,
     )
 

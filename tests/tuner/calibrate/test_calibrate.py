@@ -44,7 +44,8 @@ def _spec(backend: dict[str, Any]) -> Any:
 
 
 def test_calibration_halves_the_error_and_moves_the_factors_the_right_way(
-        ray_pool: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        ray_pool: int, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     real = tmp_path / "real.yaml"
     real.write_text(json.dumps({"factors": PERTURBED}))
     store = open_store(tmp_path / "s.db")
@@ -79,10 +80,25 @@ def test_calibration_halves_the_error_and_moves_the_factors_the_right_way(
     # step's change: the two add up alike in every forward).
     assert 0.65 < fitted.factors["eta_mem"] < 0.85
     assert fitted.factors["step_overhead_s"] > 1.1
-    # Large stores: the fit's cost is bounded by the levels and evaluations it may use.
+    # Only the facts a dense model's levels depend on are searched; the MoE and MLA ones
+    # would only dilute the search, and stay at 1.
+    searched = set(fitted.fitted_on["facts"])
+    assert searched == set(fitted.factors)
+    assert {"eta_mem", "step_overhead_s", "prefill_dispatch_layer_s"} <= searched
+    assert not searched & {"moe_flops_per_hbm_byte", "decode_moe_layer_floor_s",
+                           "prefill_dispatch_moe_layer_s", "prefill_dispatch_mla_layer_s"}
+    # Large stores: the fit's cost is bounded by the levels and evaluations it may use (one
+    # unfitted estimate and a probe per calibrated fact, then the search, whose last
+    # iteration may overrun by a shrink of the simplex).
     small = calibrate(store, [study_id], max_levels=2, max_evals=10)
     assert small.levels == 2 and small.profile["fitted_on"]["predictable_levels"] == 4
-    assert small.evaluations <= 10 + 4
+    probes = 1 + len(twin.Profile.calibrated_facts())
+    assert small.evaluations <= probes + 10 + len(searched) + 2
+    # Facts none of the levels depends on leave nothing to fit: said, not a profile of 1s.
+    monkeypatch.setattr(twin.Profile, "calibrated_facts",
+                        staticmethod(lambda: ("decode_moe_layer_floor_s",)))
+    with pytest.raises(SpecError, match="no calibrated fact of the twin changes"):
+        calibrate(store, [study_id], max_levels=2, max_evals=10)
 
 def test_estimate_studies_are_refused_they_measured_nothing(ray_pool: int,
                                                             tmp_path: Path) -> None:
