@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+import twin
 from tuner import default_store_path
 from tuner.calibrate import Calibration, calibrate, write_profile
 from tuner.store import open_store
@@ -77,6 +78,11 @@ def _run(args: argparse.Namespace) -> int:
     console.print(
         "factors: " + ", ".join(f"{name} x{f:.3f}" for name, f in factors.items()), highlight=False
     )
+    held = [name for name in twin.Profile.calibrated_facts() if name not in factors]
+    if held:
+        console.print(
+            "kept at 1, no measured level depends on them: " + ", ".join(held), highlight=False
+        )
     for dropped in result.dropped:
         console.print(f"[yellow]not predictable[/] {dropped}", highlight=False)
     console.print(

@@ -80,13 +80,19 @@ def test_calibration_halves_the_error_and_moves_the_factors_the_right_way(
     # step's change: the two add up alike in every forward).
     assert 0.65 < fitted.factors["eta_mem"] < 0.85
     assert fitted.factors["step_overhead_s"] > 1.1
-    # Only the facts a dense model's levels depend on are searched; the MoE and MLA ones
-    # would only dilute the search, and stay at 1.
+    # Only the facts a bf16 dense model's levels depend on are searched; the MoE, MLA and
+    # 8-bit ones would only dilute the search, and stay at 1.
     searched = set(fitted.fitted_on["facts"])
     assert searched == set(fitted.factors)
     assert {"eta_mem", "step_overhead_s", "prefill_dispatch_layer_s"} <= searched
     assert not searched & {"moe_flops_per_hbm_byte", "decode_moe_layer_floor_s",
-                           "prefill_dispatch_moe_layer_s", "prefill_dispatch_mla_layer_s"}
+                           "prefill_dispatch_moe_layer_s", "prefill_dispatch_mla_layer_s",
+                           "prefill_dispatch_quant_gemm_s"}
+    # The report says which facts it left alone, so nobody reads a 1 as "measured to be 1".
+    assert main(["calibrate", study_id, "-o", str(out), "--store", str(tmp_path / "s.db"),
+                 "--max-evals", "10"]) == 0
+    held = capsys.readouterr().out.split("kept at 1", 1)[1].split(" evaluations in ")[0]
+    assert "decode_moe_layer_floor_s" in held and "eta_mem" not in held
     # Large stores: the fit's cost is bounded by the levels and evaluations it may use (one
     # unfitted estimate and a probe per calibrated fact, then the search, whose last
     # iteration may overrun by a shrink of the simplex).
