@@ -239,13 +239,27 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
             calibrated=True,
         ),
         "prefill_dispatch_mla_layer_s": Fact(
-            2.0e-3,
+            1.7e-3,
             "s",
             "as prefill_dispatch_layer_s for a layer of an MLA model (DeepSeek-V3/R1: low-rank "
-            "q/kv projections with their norms, and fp8 block quantisation before each GEMM, "
-            "about twice a GQA MoE layer's launches)",
+            "q/kv projections with their norms, about twice a GQA MoE layer's launches)",
             f"{_ANCHORS}: DeepSeek-R1-0528 8xB200 one-user TTFT 126 ms for prompts of at most "
-            "1,000 tokens over its 61 layers (sgl-cookbook DeepSeek-R1.md, 1k/8k run)",
+            "1,000 tokens over its 61 layers (sgl-cookbook DeepSeek-R1.md, 1k/8k run): 2 ms a "
+            "layer, less the share of its 482 fp8 GEMMs (prefill_dispatch_quant_gemm_s)",
+            calibrated=True,
+        ),
+        "prefill_dispatch_quant_gemm_s": Fact(
+            40e-6,
+            "s",
+            "host time an eager prefill adds for each GEMM with 8-bit (or narrower) "
+            "activations: the per-token(-group) quantisation kernel launched before it, its "
+            "two output tensors and the wrapper (sglang 0.5.5 srt/layers/quantization/"
+            "fp8_utils.py deepgemm_w8a8_block_fp8_linear_with_fallback: "
+            "sglang_per_token_group_quant_fp8, then the GEMM)",
+            f"{_ANCHORS}: Qwen3-8B-FP8 against Qwen3-8B on one H100 at 4 users, same lab and "
+            "SGLang 0.5.3.post3 (gpustack h100-latency.md): TTFT p50 33.38 against 27.25 ms, "
+            "the fp8 run slower though its GEMMs are faster; 36 layers x 4 GEMMs. About one "
+            "op's host time: prefill_dispatch_layer_s is 0.5 ms over a layer's ~12 ops",
             calibrated=True,
         ),
         "decode_moe_layer_floor_s": Fact(

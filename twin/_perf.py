@@ -55,7 +55,7 @@ class PerfModel:
         self._eager = layers * fact("eager_layer_penalty_s")
         self._step = fact("step_overhead_s")
         self._prefill = fact("prefill_overhead_s")
-        self._dispatch = prefill_dispatch_s(model)
+        self._dispatch = prefill_dispatch_s(model, config.gemm_low_precision)
         self._graph_prefill_max = config.graph_prefill_max_tokens
         self._decode_floor = model.moe_layers * fact("decode_moe_layer_floor_s")
         if tp > 1:
@@ -190,23 +190,39 @@ class PerfModel:
         return max(gpu, cpu) if self.overlap else gpu + cpu
 
 
-def prefill_dispatch_s(model: ModelSpec) -> float:
+def prefill_dispatch_s(model: ModelSpec, quantized_activations: bool) -> float:
     """Host time to dispatch an eager prefill forward: the least GPU time of one.
 
     Args:
         model: The served model.
+        quantized_activations: Whether the GEMMs run in 8 bits (or fewer), so each first
+            quantizes its input in a kernel of its own.
 
     Returns:
         Seconds: per layer, ``prefill_dispatch_mla_layer_s`` for MLA models, else
         ``prefill_dispatch_moe_layer_s`` for MoE layers and ``prefill_dispatch_layer_s`` for
-        dense ones.
+        dense ones; plus ``prefill_dispatch_quant_gemm_s`` for each quantized GEMM.
     """
-    if model.is_mla:
-        return model.layers * fact("prefill_dispatch_mla_layer_s")
     dense = model.layers - model.moe_layers
-    return dense * fact("prefill_dispatch_layer_s") + model.moe_layers * fact(
-        "prefill_dispatch_moe_layer_s"
-    )
+    if model.is_mla:
+        seconds = model.layers * fact("prefill_dispatch_mla_layer_s")
+    else:
+        seconds = dense * fact("prefill_dispatch_layer_s") + model.moe_layers * fact(
+            "prefill_dispatch_moe_layer_s"
+        )
+    if quantized_activations:
+        seconds += _gemms_per_forward(model) * fact("prefill_dispatch_quant_gemm_s")
+    return seconds
+
+
+def _gemms_per_forward(model: ModelSpec) -> int:
+    # Linear layers of a forward that quantize their input: q/kv (fused) and o in attention,
+    # plus MLA's low-rank q_b and kv_b; gate/up (fused) and down in a dense MLP, the fused
+    # MoE kernel's two expert GEMMs and the shared expert's two in a MoE layer.
+    attention = 4 if model.is_mla else 2
+    moe_mlp = 2 + (2 if model.shared_experts else 0)
+    dense = model.layers - model.moe_layers
+    return model.layers * attention + dense * 2 + model.moe_layers * moe_mlp
 
 
 def _cpu_bound_steps(a0: float, slope: float, cpu: float) -> float:

@@ -64,6 +64,29 @@ def test_an_eager_prefill_lasts_at_least_its_layers_dispatch() -> None:
     assert perf.prefill_time(600, perf.attention(600, 0), 1, 1, 0, 0) >= 61 * mla_layer
 
 
+def test_quantized_gemms_add_their_input_quantisation_to_the_dispatch() -> None:
+    # SGLang quantizes an 8-bit GEMM's input in a kernel of its own (fp8_utils.py), so an
+    # eager prefill of an fp8 model launches four more ops a layer: a short prompt's TTFT
+    # grows though its GEMMs run faster (Qwen3-8B on one H100 at 4 users: TTFT p50 33.4 ms
+    # in fp8 against 27.3 ms in bf16).
+    per_gemm = _facts.fact("prefill_dispatch_quant_gemm_s")
+
+    def prefill(tokens: int, **server_args: object) -> float:
+        _, perf = _model(**server_args)
+        return perf.prefill_time(tokens, perf.attention(tokens, 0), 1, 1, 0, 0)
+
+    assert prefill(64, quantization="fp8") >= prefill(64) + 32 * 4 * per_gemm
+    # A long prompt is bound by its GEMMs, which fp8 runs twice as fast.
+    assert prefill(16384, quantization="fp8") < prefill(16384)
+    # Without 8-bit tensor cores (A100) the weights are widened inside the GEMM: no kernels
+    # of their own.
+    assert prefill(64, quantization="fp8", gpu="A100-80G") == prefill(64, gpu="A100-80G")
+    # DeepSeek-R1 ships fp8: its MLA layers' floor comes with 482 quantized GEMMs.
+    config, perf = _model(model_path="DeepSeek-R1", tp_size=8, gpu="B200")
+    floor = 61 * _facts.fact("prefill_dispatch_mla_layer_s") + 482 * per_gemm
+    assert perf.prefill_time(600, perf.attention(600, 0), 1, 1, 0, 0) >= floor
+
+
 def test_moe_decode_at_small_batches_lasts_at_least_its_kernel_floors() -> None:
     # Qwen3-235B-A22B on 8xB200 reads ~30 MB a GPU per decode step at a batch of one, 4 ms
     # at the twin's streaming rate, yet SGLang's cookbook measures 10.1 ms: 94 MoE layers of
