@@ -15,8 +15,8 @@ from .contract import BackendContract, Contract
 from .fake_k8s import FakeCluster
 from .test_process import backend_for, sglang_shim  # noqa: F401  (the fixture, used by name)
 
-# Prepended to the sglang shim: the twin standing in for SGLang starts in well under a second.
-_FAST_TWIN = "import sys\nsys.argv += ['--time-scale', '20', '--startup-time-scale', '1000']\n"
+# Prepended to the sglang shim (which already skips the start-up wait): serve in scaled time.
+_FAST_TWIN = "import sys\nsys.argv += ['--time-scale', '20']\n"
 # 16 GB of Llama-3.1-8B weights do not fit in 10 % of an 80 GB H100: the server runs out of memory.
 _OOM = {"model": "Llama-3.1-8B-Instruct", "mem_fraction_static": 0.1}
 

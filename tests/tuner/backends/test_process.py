@@ -22,9 +22,11 @@ from tuner.backends import Backend, make
 from tuner.exceptions import BackendError
 from tuner.spec import spec_from_dict
 
-# A stand-in `sglang` package whose launch_server is the twin: `local` runs it unchanged.
+# A stand-in `sglang` package whose launch_server is the twin: `local` runs it with the
+# flags it is given, plus a start-up (not serving) time scale the test does not wait out.
 _SGLANG_SHIM = (
-    "import runpy\n"
+    "import runpy, sys\n"
+    "sys.argv += ['--startup-time-scale', '1000']\n"
     "runpy.run_module('twin.launch_server', run_name='__main__', alter_sys=True)\n"
 )
 _TWIN_ARGS = {"time_scale": 20, "startup_timeout_s": 60}
