@@ -105,7 +105,8 @@ class _NewStudyPage:
                                 .bind_value(f, "backend_gpu").classes("w-32"), "backend.gpu")
                     self.time_scale = self._field(
                         ui.number("Time scale", min=1, max=50, on_change=changed)
-                        .bind_value(f, "backend_time_scale").classes("w-28"),
+                        .bind_value(f, "backend_time_scale").classes("w-28")
+                        .props("for=time-scale"),
                         "backend.time_scale")
                 self.ome = ui.row()
                 with self.ome:

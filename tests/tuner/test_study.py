@@ -127,8 +127,10 @@ def test_a_stopped_study_leaves_nothing_running(ray_pool: int, tmp_path: Path) -
 
 def test_quickstart_end_to_end(tmp_path: Path) -> None:
     # The quickstart as shipped takes about three minutes (benchmarks/repeatability.py runs
-    # it whole); here the same study, made small: two candidates, one level, no confirmation.
+    # it whole); here the same study, made small: two candidates, one level, no confirmation,
+    # and the twin at 4x real time (start-up included).
     data = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    data["backend"]["time_scale"] = 4
     data["space"]["max_running_requests"] = [8, 2048]
     data["workload"].update(concurrency=[8], max_requests_per_level=16)
     data["search"]["confirm"] = {"top_k": 0}

@@ -54,11 +54,16 @@ def test_quickstart_through_the_form(service: LiveService, browser: object,
         concurrency = driver.find_element(By.ID, "concurrency")
         concurrency.send_keys(Keys.CONTROL, "a")
         concurrency.send_keys("8", Keys.TAB)
+        # The twin at 4x real time, start-up included: the same study, sooner.
+        scale = driver.find_element(By.ID, "time-scale")
+        scale.send_keys(Keys.CONTROL, "a")
+        scale.send_keys("4", Keys.TAB)
         driver.find_element(By.XPATH, "//button[contains(., 'Submit study')]").click()
         wait.until(ec.url_contains("/ui/study/quickstart-"))
         study_id = driver.current_url.rsplit("/", 1)[-1]
         study = httpx.get(f"{service.base}/api/studies/{study_id}").json()
         assert study["spec"]["workload"]["concurrency"] == [8]
+        assert study["spec"]["backend"]["time_scale"] == 4
 
         # the trials table fills in from the live events, without a reload
         WebDriverWait(driver, 240).until(ec.presence_of_element_located(
