@@ -154,8 +154,10 @@ def test_a_starved_client_is_flagged_client_bound(tmp_path: Path) -> None:
         process.wait()
     assert level.server is not None and level.server.ttft is not None
     assert level.client_bound is not None and "(client) vs" in level.client_bound, level
-    # Starved, not merely slow: most of the client's TTFT is its own waiting.
-    assert level.ttft_mean_ms > 3 * (level.server.ttft.mean_ms or 0), level
+    # Starved, not merely slow: a good part of the client's TTFT is its own waiting (how
+    # much depends on how many first tokens fall in the 3 s: 40 % in some runs, two thirds
+    # or more in most).
+    assert level.ttft_mean_ms > 1.5 * (level.server.ttft.mean_ms or 0), level
 
 
 def _answered(endpoint: str) -> float:
