@@ -16,6 +16,7 @@ from tuner.cli import main
 from tuner.exceptions import SpecError
 from tuner.spec import spec_from_dict
 from tuner.store import open_store
+from twin._facts import fact
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -76,10 +77,17 @@ def test_calibration_halves_the_error_and_moves_the_factors_the_right_way(
     mean_before = sum(before[m]["median_pct"] for m in FITTED_METRICS) / 3
     mean_after = sum(after[m]["median_pct"] for m in FITTED_METRICS) / 3
     assert mean_after < 0.5 * mean_before
-    # Slower HBM and a costlier step, as perturbed (the fixed per-layer cost shares the
-    # step's change: the two add up alike in every forward).
+    # Slower HBM and a costlier forward, as perturbed (x0.75, and 0.4 ms -> 0.64 ms a step).
+    # The step's and the layers' fixed costs add up alike in every forward, and four noisy
+    # levels tell them from a slower HBM only roughly (fits of the same study put the step
+    # anywhere from x1.07 to x1.6): what must hold is that a forward's fixed cost grows.
     assert 0.65 < fitted.factors["eta_mem"] < 0.85
-    assert fitted.factors["step_overhead_s"] > 1.1
+
+    def fixed_s(factors: dict[str, float]) -> float:  # Llama-3.1-8B: 32 layers
+        return (factors.get("step_overhead_s", 1.0) * fact("step_overhead_s")
+                + 32 * factors.get("layer_overhead_s", 1.0) * fact("layer_overhead_s"))
+
+    assert fixed_s(fitted.factors) > 1.05 * fixed_s({})
     # Only the facts a bf16 dense model's levels depend on are searched; the MoE, MLA and
     # 8-bit ones would only dilute the search, and stay at 1.
     searched = set(fitted.fitted_on["facts"])
