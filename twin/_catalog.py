@@ -86,6 +86,11 @@ class ModelSpec:
         return self.layers - self.dense_layers if self.is_moe else 0
 
     @property
+    def dense_mlp_layers(self) -> int:
+        """Layers whose MLP is dense: all of a dense model's, a MoE model's prefix."""
+        return self.layers - self.moe_layers
+
+    @property
     def attn_params(self) -> int:
         """Parameters of one layer's attention projections."""
         if not self.is_mla:
@@ -116,11 +121,10 @@ class ModelSpec:
         if not self.is_moe and not self.is_mla:
             return self.layers * self.layer_params
         dense_mlp = 3 * self.hidden * self.intermediate
-        mlp_layers = self.layers - self.moe_layers
         shared = self.shared_experts * self.expert_params + self.hidden * self.experts
         return (
             self.layers * self.attn_params
-            + mlp_layers * dense_mlp
+            + self.dense_mlp_layers * dense_mlp
             + self.moe_layers * shared
             + self.routed_params
         )

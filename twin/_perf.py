@@ -203,12 +203,11 @@ def prefill_dispatch_s(model: ModelSpec, quantized_activations: bool) -> float:
         ``prefill_dispatch_moe_layer_s`` for MoE layers and ``prefill_dispatch_layer_s`` for
         dense ones; plus ``prefill_dispatch_quant_gemm_s`` for each quantized GEMM.
     """
-    dense = model.layers - model.moe_layers
     if model.is_mla:
         seconds = model.layers * fact("prefill_dispatch_mla_layer_s")
     else:
-        seconds = dense * fact("prefill_dispatch_layer_s") + model.moe_layers * fact(
-            "prefill_dispatch_moe_layer_s"
+        seconds = model.dense_mlp_layers * fact("prefill_dispatch_layer_s") + (
+            model.moe_layers * fact("prefill_dispatch_moe_layer_s")
         )
     if quantized_activations:
         seconds += _gemms_per_forward(model) * fact("prefill_dispatch_quant_gemm_s")
@@ -221,8 +220,7 @@ def _gemms_per_forward(model: ModelSpec) -> int:
     # MoE kernel's two expert GEMMs and the shared expert's two in a MoE layer.
     attention = 4 if model.is_mla else 2
     moe_mlp = 2 + (2 if model.shared_experts else 0)
-    dense = model.layers - model.moe_layers
-    return model.layers * attention + dense * 2 + model.moe_layers * moe_mlp
+    return model.layers * attention + model.dense_mlp_layers * 2 + model.moe_layers * moe_mlp
 
 
 def _cpu_bound_steps(a0: float, slope: float, cpu: float) -> float:
