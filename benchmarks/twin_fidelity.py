@@ -3,10 +3,13 @@
 Run: ``python benchmarks/twin_fidelity.py [--write twin.md]``; results in benchmarks/README.md.
 
 The anchors are data, in ``benchmarks/fidelity_anchors.yaml``: every one a published number
-for a named SGLang version, GPU and workload, with its source. Point anchors count towards the
-absolute errors, reported per model family (dense, MoE) and per kind of metric (TTFT, TPOT,
-throughput) as mean, median and 90th percentile; CI thresholds are lower bounds that must
-hold. ``tests/twin/test_fidelity_gate.py`` fails when a median grows.
+for a named SGLang version, GPU and workload, with its source. A workload with
+``bench_serving_random: {input_len, output_len[, range_ratio, seed]}`` replays the prompts of
+``bench_serving --dataset-name random`` in order (``twin.bench_serving_random_lengths``).
+Point anchors count towards the absolute errors, reported per model family (dense, MoE)
+and per kind of metric (TTFT, TPOT, throughput) as mean, median and 90th percentile; CI
+thresholds are lower bounds that must hold. ``tests/twin/test_fidelity_gate.py`` fails when
+a median grows.
 """
 
 from __future__ import annotations
@@ -97,7 +100,15 @@ def anchors(runs: tuple[Run, ...] | None = None) -> list[Anchor]:
 
 @functools.cache
 def _estimate(run: Run) -> dict[str, Any]:
-    return twin.estimate(dict(run.server_args), gpu=run.gpu, **run.workload)
+    workload = dict(run.workload)
+    # A run of bench_serving's random dataset replays its very prompts: the seeded draw is
+    # the same everywhere, and the page's token totals confirm it.
+    random = workload.pop("bench_serving_random", None)
+    if random is not None:
+        count = workload.get("max_requests") or workload["num_prompts"]
+        workload["lengths"] = twin.bench_serving_random_lengths(num_prompts=count, **random)
+        workload["in_order"] = True
+    return twin.estimate(dict(run.server_args), gpu=run.gpu, **workload)
 
 
 def measure(anchor: Anchor) -> float:

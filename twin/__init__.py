@@ -18,7 +18,7 @@ from twin._resolve import VERSION as SGLANG_VERSION
 from twin._resolve import memory_tier as _memory_tier
 from twin._resolve import resolve_server_args
 from twin._tokenizer import BUNDLED_TOKENIZER, load_tokenizer
-from twin._workload import dataset_lengths, sample_lengths
+from twin._workload import bench_serving_random_lengths, dataset_lengths, sample_lengths
 
 CATALOG: tuple[str, ...] = tuple(_MODELS)
 GPUS: tuple[str, ...] = tuple(_GPU_TABLE)
@@ -38,6 +38,7 @@ __all__ = [
     "SGLANG_VERSION",
     "SM100_GPUS",
     "auto_chunked_prefill_size",
+    "bench_serving_random_lengths",
     "dataset_lengths",
     "StartupError",
     "estimate",

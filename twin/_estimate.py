@@ -63,6 +63,7 @@ def simulate(
     ignore_eos: bool = True,
     spawn_rate: float | None = None,
     burstiness: float = 1.0,
+    in_order: bool = False,
 ) -> dict[str, Any]:
     """Runs a workload through the scheduler model in virtual time.
 
@@ -78,6 +79,7 @@ def simulate(
         ignore_eos: See :func:`estimate`.
         spawn_rate: See :func:`estimate`.
         burstiness: See :func:`estimate`.
+        in_order: See :func:`estimate`.
 
     Returns:
         ``{"aggregated_metrics": {...}, "scheduler": {...}}``: genai-bench's aggregated
@@ -85,16 +87,15 @@ def simulate(
         peak token usage, KV pool size, running-request cap).
     """
     rng = np.random.default_rng(seed)
+    replayed = len(lengths[0]) if in_order and lengths is not None else None
     if concurrency is not None:
-        total = max_requests if max_requests is not None else max(4 * concurrency, 64)
-        issue = total + concurrency
+        total = max_requests or replayed or max(4 * concurrency, 64)
+        # genai-bench's users keep sending until ``total`` requests complete and it drops the
+        # ones still in flight; bench_serving sends each prompt once and waits for them all.
+        issue = total if replayed else total + concurrency
         sends = _user_starts(concurrency, spawn_rate)
     elif request_rate is not None:
-        total = (
-            max_requests
-            if max_requests is not None
-            else max(64, min(10_000, math.ceil(60 * request_rate)))
-        )
+        total = max_requests or replayed or max(64, min(10_000, math.ceil(60 * request_rate)))
         issue = total
         if burstiness == 1.0:
             gaps = rng.exponential(1.0 / request_rate, total)
@@ -107,6 +108,8 @@ def simulate(
         sends = [0.0] * total
     if lengths is None:
         inputs, outputs = _workload.sample_lengths(scenario, issue, rng)
+    elif replayed:
+        inputs, outputs = np.asarray(lengths[0])[:issue], np.asarray(lengths[1])[:issue]
     else:
         # genai-bench's dataset mode: random.choice over the prompts, with replacement.
         picks = rng.integers(0, len(lengths[0]), issue)
@@ -320,6 +323,7 @@ def estimate(
     profile: _profile.Profile | str | os.PathLike[str] | None = None,
     spawn_rate: float | None = None,
     burstiness: float = 1.0,
+    in_order: bool = False,
 ) -> dict[str, Any]:
     """Estimates genai-bench's results for a server configuration, without a server.
 
@@ -343,8 +347,14 @@ def estimate(
         seed: Seed of the length sampling and arrivals.
         num_gpus: GPUs on the simulated host.
         lengths: Explicit ``(input, output)`` token lengths to draw requests from, uniformly
-            with replacement, instead of sampling ``scenario`` (which is then only the
-            label of the result), e.g. :func:`twin.dataset_lengths` of a prompt file.
+            with replacement (genai-bench's dataset mode), instead of sampling ``scenario``
+            (which is then only the label of the result), e.g. :func:`twin.dataset_lengths`
+            of a prompt file.
+        in_order: Send each of ``lengths`` once, in order, and wait for every request, as
+            SGLang's ``bench_serving`` sends its dataset (e.g.
+            :func:`twin.bench_serving_random_lengths`): the run is the first
+            ``num_prompts`` / ``max_requests`` of them (default all), and a closed loop drops
+            nothing at the end.
         ignore_eos: As genai-bench's scenarios send it (true: each request generates exactly
             its output length); false, as its dataset mode sends: no ``max_tokens``, so each
             request may use the context left, and stops at its output length or there.
@@ -382,6 +392,13 @@ def estimate(
         _workload.sample_lengths(scenario, 0, np.random.default_rng(0))
     elif len(lengths[0]) != len(lengths[1]) or len(lengths[0]) == 0:
         raise ValueError("lengths: give equally long, non-empty input and output lengths")
+    if in_order:
+        sent = num_prompts or max_requests
+        if lengths is None:
+            raise ValueError("in_order: give the lengths to send in order")
+        if sent is not None and sent > len(lengths[0]):
+            raise ValueError(f"in_order: {sent} requests asked for, but only "
+                             f"{len(lengths[0])} lengths given to send once each")
     args = _args.parse_mapping(server_args, gpu=gpu, num_gpus=num_gpus)
     # No profile given: keep the caller's active one (using_profile(None) would drop it).
     with _profile.using_profile(profile) if profile else contextlib.nullcontext():
@@ -398,5 +415,6 @@ def estimate(
             ignore_eos=ignore_eos,
             spawn_rate=spawn_rate,
             burstiness=burstiness,
+            in_order=in_order,
         )
     return {**result, "not_modelled": _args.not_modelled(args)}

@@ -1,4 +1,5 @@
-"""genai-bench traffic: scenario parsing and sampling, and the lengths of a prompt dataset."""
+"""Request lengths: genai-bench's scenarios, SGLang bench_serving's random dataset, and the
+lengths of a prompt dataset."""
 
 from __future__ import annotations
 
@@ -64,6 +65,53 @@ def sample_lengths(
         inputs = rng.uniform(low_in, high_in, count)
         outputs = rng.uniform(low_out, high_out, count)
     return (np.maximum(1, inputs.astype(np.int64)), np.maximum(2, outputs.astype(np.int64)))
+
+
+def bench_serving_random_lengths(
+    input_len: int,
+    output_len: int,
+    num_prompts: int,
+    range_ratio: float = 0.0,
+    seed: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (input, output) token lengths of SGLang's ``bench_serving --dataset-name random``.
+
+    ``bench_serving`` seeds NumPy's global generator with ``--seed`` (default 1) and draws the
+    prompts' input lengths, then their output lengths, uniformly from
+    ``[max(int(len * ratio), 1), len]`` and ``[int(len * ratio), len]`` (0.5.x
+    ``sample_random_requests``, ``--random-range-ratio`` default 0). The draw is the same on
+    every machine, so these are the very lengths of a published run: its "Total input
+    tokens" and "Total generated tokens" lines check them. Give the result to
+    :func:`twin.estimate` with ``in_order=True``, as ``bench_serving`` sends each prompt once,
+    in this order.
+
+    An output length of 0 (about one prompt in ``output_len``) is raised to 1: SGLang answers
+    ``max_new_tokens: 0`` after the prefill, so the request costs what a one-token one does.
+
+    Args:
+        input_len: ``--random-input-len``.
+        output_len: ``--random-output-len``.
+        num_prompts: ``--num-prompts``.
+        range_ratio: ``--random-range-ratio``, in [0, 1].
+        seed: ``--seed``.
+
+    Returns:
+        Two integer arrays of ``num_prompts`` lengths, in the order they are sent.
+
+    Raises:
+        ValueError: A length or count is below 1, or the ratio is outside [0, 1].
+    """
+    if min(input_len, output_len, num_prompts) < 1 or not 0.0 <= range_ratio <= 1.0:
+        raise ValueError(
+            "bench_serving random dataset: input_len, output_len and num_prompts must be >= 1 "
+            f"and range_ratio in [0, 1] (got {input_len}, {output_len}, {num_prompts}, "
+            f"{range_ratio})"
+        )
+    # The legacy generator: np.random.seed(s) then np.random.randint is this stream.
+    legacy = np.random.RandomState(seed)
+    inputs = legacy.randint(max(int(input_len * range_ratio), 1), input_len + 1, num_prompts)
+    outputs = legacy.randint(int(output_len * range_ratio), output_len + 1, num_prompts)
+    return inputs.astype(np.int64), np.maximum(outputs, 1).astype(np.int64)
 
 
 def dataset_lengths(

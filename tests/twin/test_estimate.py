@@ -265,3 +265,28 @@ def test_without_ignore_eos_outputs_stop_within_the_context() -> None:
     assert stats["max"] == 1000 - 1 - 900 - 1
     with_eos = twin.estimate(args, scenario="D(900,500)", concurrency=4, max_requests=32)
     assert with_eos["aggregated_metrics"]["num_error_requests"] > 0
+
+
+def test_in_order_lengths_replay_a_bench_serving_run_request_by_request() -> None:
+    # bench_serving sends its 80 prompts once each, 16 at a time, and waits for them all;
+    # genai-bench's users draw with replacement and it drops what is in flight at the end.
+    lengths = twin.bench_serving_random_lengths(1000, 1000, 80)
+    args = {"model_path": MODEL}
+    replay = twin.estimate(args, scenario="U(1,1000)/(1,1000)", concurrency=16,
+                           spawn_rate=float("inf"), lengths=lengths, in_order=True)
+    metrics = replay["aggregated_metrics"]
+    assert metrics["num_completed_requests"] == 80
+    assert metrics["stats"]["num_input_tokens"]["sum"] == 39668  # the page's total
+    assert metrics["stats"]["num_output_tokens"]["sum"] == 40725
+    drawn = twin.estimate(args, scenario="U(1,1000)/(1,1000)", concurrency=16,
+                          spawn_rate=float("inf"), lengths=lengths, max_requests=80)
+    assert drawn["aggregated_metrics"]["stats"]["num_input_tokens"]["sum"] != 39668
+    # The first ten of the prompts, one at a time: each TTFT is its own prompt's.
+    first = twin.estimate(args, scenario="x", concurrency=1, max_requests=10,
+                          lengths=lengths, in_order=True)["aggregated_metrics"]["stats"]
+    assert first["num_input_tokens"]["sum"] == 6101
+    with pytest.raises(ValueError, match="in_order: 81 requests"):
+        twin.estimate(args, scenario="x", concurrency=16, max_requests=81,
+                      lengths=lengths, in_order=True)
+    with pytest.raises(ValueError, match="in_order: give the lengths"):
+        twin.estimate(args, scenario="D(10,10)", concurrency=1, in_order=True)

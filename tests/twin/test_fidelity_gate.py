@@ -13,17 +13,19 @@ from types import ModuleType
 
 import pytest
 
-# Median absolute errors by (family, metric group) on the anchors as committed on 2026-12-06.
+# Median absolute errors by (family, metric group) on the anchors as committed on 2026-12-06,
+# since the bench_serving runs replay their published prompts (TTFT medians rose: the twin's
+# own draws had flattered them).
 RECORDED = {
-    ("all", "all"): 0.147,
-    ("dense", "all"): 0.158,
+    ("all", "all"): 0.145,
+    ("dense", "all"): 0.159,
     ("dense", "throughput"): 0.220,
     ("dense", "tpot"): 0.089,
-    ("dense", "ttft"): 0.186,
-    ("moe", "all"): 0.139,
-    ("moe", "throughput"): 0.116,
-    ("moe", "tpot"): 0.091,
-    ("moe", "ttft"): 0.156,
+    ("dense", "ttft"): 0.201,
+    ("moe", "all"): 0.137,
+    ("moe", "throughput"): 0.089,
+    ("moe", "tpot"): 0.087,
+    ("moe", "ttft"): 0.198,
 }
 SLACK = 0.02  # two points
 

@@ -10,7 +10,8 @@ import twin
 def test_public_names() -> None:
     assert sorted(twin.__all__) == sorted(
         ["BUNDLED_TOKENIZER", "CATALOG", "GPUS", "SGLANG_VERSION", "SM100_GPUS", "Profile",
-         "StartupError", "auto_chunked_prefill_size", "dataset_lengths", "estimate",
+         "StartupError", "auto_chunked_prefill_size", "bench_serving_random_lengths",
+         "dataset_lengths", "estimate",
          "load_profile", "load_tokenizer", "modelled_flags", "resolve_server_args",
          "sample_lengths", "using_profile"]
     )

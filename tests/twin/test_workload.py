@@ -67,3 +67,31 @@ def test_aggregate_definitions() -> None:
         "num_output_tokens",
     ):
         assert key in stats
+
+
+@pytest.mark.parametrize(
+    ("input_len", "output_len", "prompts", "total_in", "total_out"),
+    [  # "Total input tokens" / "Total generated tokens" of sgl-cookbook DeepSeek-R1.md's runs
+        (1000, 1000, 10, 6101, 4210),
+        (1000, 1000, 80, 39668, 40725),
+        (1000, 8000, 320, 158939, 1300705),
+        (8000, 1000, 80, 300020, 41589),
+        (8000, 1000, 320, 1273893, 169680),
+    ],
+)
+def test_bench_serving_random_lengths_are_a_published_runs_own(
+    input_len: int, output_len: int, prompts: int, total_in: int, total_out: int
+) -> None:
+    inputs, outputs = _workload.bench_serving_random_lengths(input_len, output_len, prompts)
+    assert (int(inputs.sum()), int(outputs.sum())) == (total_in, total_out)
+    assert inputs.min() >= 1 and inputs.max() <= input_len and outputs.max() <= output_len
+
+
+def test_bench_serving_random_lengths_raise_an_empty_output_to_one_token() -> None:
+    # The 500-prompt draw holds one output of 0 tokens (the page totals 252,162 generated).
+    _, outputs = _workload.bench_serving_random_lengths(1000, 1000, 500)
+    assert outputs.min() == 1 and int(outputs.sum()) == 252162 + 1
+    narrow, _ = _workload.bench_serving_random_lengths(1000, 1000, 200, range_ratio=0.8)
+    assert narrow.min() >= 800
+    with pytest.raises(ValueError, match="range_ratio"):
+        _workload.bench_serving_random_lengths(1000, 1000, 10, range_ratio=1.5)
