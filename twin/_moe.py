@@ -118,9 +118,10 @@ def coefficients(config: EngineConfig, eta_mem: float) -> SparseCoeffs:
     # GPU's HBM bandwidth, not its peak FLOPs. The shortfall is a cost per token on top of
     # the dense ramp, so weight-bound decode steps keep the dense ramp.
     routed_flops = 2.0 * model.routed_active_params * dp / tp
-    g_moe = max(
-        0.0, routed_flops / (hbm * fact("moe_flops_per_hbm_byte")) - routed_flops / gemm
-    )
+    moe_rate = hbm * fact("moe_flops_per_hbm_byte")
+    if config.moe_runner == "flashinfer_trtllm":
+        moe_rate *= fact("moe_trtllm_rate_factor")
+    g_moe = max(0.0, routed_flops / moe_rate - routed_flops / gemm)
     g_lm = 2.0 * model.embedding_params * dp / tp / gemm
 
     eta_attn = gpu.bf16_flops * fact("eta_attn_max")

@@ -58,6 +58,8 @@ class EngineConfig:
         layout: Parallel layout (dp-attention, attention TP, expert parallelism).
         decoder_weight_bytes: Bytes per decoder-layer weight (scales included).
         speculative: Speculative decoding, or None.
+        moe_runner: The routed experts' kernels, ``moe_runner_backend`` as SGLang resolves
+            it (:func:`moe_runner`): ``flashinfer_trtllm`` or ``triton``.
     """
 
     model: _catalog.ModelSpec
@@ -93,6 +95,7 @@ class EngineConfig:
     layout: _parallel.Layout = _parallel.Layout(False, 1, 1, False, 1, True)
     decoder_weight_bytes: float = 2.0
     speculative: _speculative.Speculative | None = None
+    moe_runner: str = "triton"
 
     @property
     def gemm_flops(self) -> float:
@@ -229,6 +232,36 @@ def piecewise_graph_max_tokens(
     return sizes[-1]
 
 
+# Quantizations with which SGLang runs DeepSeek-V3/R1's routed experts on FlashInfer's
+# TensorRT-LLM kernels on SM100 when the runner is left to it (0.5.5
+# ServerArgs._handle_model_specific_adjustments).
+_TRTLLM_MOE_QUANT = {"DeepseekV3ForCausalLM": frozenset({"fp8", "modelopt_fp8", "modelopt_fp4"})}
+
+
+def moe_runner(
+    args: argparse.Namespace,
+    model: _catalog.ModelSpec,
+    quant: str | None,
+    layout: _parallel.Layout,
+) -> str:
+    """The kernels of a MoE model's routed experts, as SGLang resolves ``--moe-runner-backend``.
+
+    ``auto`` becomes ``flashinfer_trtllm`` on an SM100 GPU for DeepSeek-V3/R1 with fp8 or
+    ModelOpt weights (SGLang defaults DeepSeek's checkpoint to fp8 there), unless an
+    all-to-all backend moves the tokens; otherwise the twin models the Triton fused-MoE
+    kernels, which ``auto`` means everywhere else. Of the runners set by hand, only
+    ``flashinfer_trtllm`` has a rate of its own.
+
+    Returns:
+        ``"flashinfer_trtllm"`` or ``"triton"``.
+    """
+    chosen = args.moe_runner_backend
+    if chosen == "auto" and args.gpu in _args.SM100_GPUS and not layout.a2a:
+        if quant in _TRTLLM_MOE_QUANT.get(model.architecture, ()):
+            return "flashinfer_trtllm"
+    return "flashinfer_trtllm" if chosen == "flashinfer_trtllm" else "triton"
+
+
 def _check_parallel(args: argparse.Namespace, model: _catalog.ModelSpec) -> _parallel.Layout:
     layout = _parallel.layout(args, model)
     needed = layout.gpus
@@ -317,6 +350,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     kv_bytes = _facts.KV_CACHE_BYTES.get(args.kv_cache_dtype, dtype_bytes)
     quant = args.quantization or model.quantization
     low_precision = quant in _facts.LOW_PRECISION_GEMM and gpu.fp8_flops > 0
+    runner = moe_runner(args, model, quant, layout)
     if model.is_mla:
         # MLA caches one compressed latent per token and layer, shared by all heads: every
         # GPU of an attention group holds it whole.
@@ -416,6 +450,9 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         version=VERSION,
         gpu=args.gpu,
         startup_time_scale=args.startup_time_scale or args.time_scale,
+        moe_runner_backend=(
+            runner if runner == "flashinfer_trtllm" and model.is_moe else args.moe_runner_backend
+        ),
     )
     return EngineConfig(
         model=model,
@@ -451,6 +488,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
         layout=layout,
         decoder_weight_bytes=weight_format(model, args)[1],
         speculative=speculative,
+        moe_runner=runner,
     )
 
 

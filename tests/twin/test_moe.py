@@ -193,6 +193,31 @@ def test_moe_prefill_follows_hbm_bandwidth_not_peak_flops() -> None:
     assert ratio == pytest.approx(hbm, rel=0.25)
 
 
+
+def test_sm100_runs_deepseek_experts_on_trtllm_kernels_faster() -> None:
+    # SGLang picks flashinfer_trtllm for DeepSeek's fp8 experts on B200 alone, and not when
+    # DeepEP moves the tokens; its routed experts then prefill at moe_trtllm_rate_factor x.
+    def runner(gpu: str, **flags: Any) -> str:
+        return _config(gpu=gpu, **{"model_path": "DeepSeek-R1", "tp_size": 8, **flags}).moe_runner
+
+    assert runner("B200") == "flashinfer_trtllm"
+    assert runner("H200") == "triton"
+    assert runner("B200", moe_runner_backend="triton") == "triton"
+    assert runner("B200", moe_a2a_backend="deepep") == "triton"
+    assert _config(gpu="B200", model_path="Qwen3-235B-A22B", tp_size=8).moe_runner == "triton"
+    info = twin.resolve_server_args({"model_path": "DeepSeek-R1", "tp_size": 8}, gpu="B200")
+    assert info["moe_runner_backend"] == "flashinfer_trtllm"
+    on_h200 = twin.resolve_server_args({"model_path": "DeepSeek-R1", "tp_size": 8}, gpu="H200")
+    assert on_h200["moe_runner_backend"] == "auto"
+
+    def prefill(**flags: Any) -> float:
+        config = _config(gpu="B200", **{"model_path": "DeepSeek-R1", "tp_size": 8, **flags})
+        perf = _perf.PerfModel(config)
+        return perf.prefill_time(8000, perf.attention(8000, 0), 1, 1, 0, 0)
+
+    assert prefill() < 0.7 * prefill(moe_runner_backend="triton")
+
+
 def test_mla_decode_attention_is_bounded_by_flops_with_dp_attention() -> None:
     dp = _perf.PerfModel(
         _config(model_path="DeepSeek-R1", tp_size=8, enable_dp_attention=True, dp_size=8)

@@ -261,3 +261,33 @@ _LABEL_VALUES = {
     "tp_rank": "tp_rank",
     "pp_rank": "pp_rank",
 }
+
+
+def test_trtllm_moe_runner_rule_matches_the_wheel(sglang_wheel: Any) -> None:
+    from twin._resolve import _TRTLLM_MOE_QUANT
+
+    adjust = _function(
+        sglang_wheel.module(_SERVER_ARGS), "_handle_model_specific_adjustments", "ServerArgs"
+    )
+    # The DeepSeek-V3 branch: the If whose test names the architecture.
+    branch = next(
+        n for n in ast.walk(adjust)
+        if isinstance(n, ast.If) and "'DeepseekV3ForCausalLM'" in ast.unparse(n.test)
+    )
+    body = ast.Module(body=branch.body, type_ignores=[])  # not the elif chain after it
+    picks = [
+        n for n in ast.walk(body)
+        if isinstance(n, ast.If)
+        and "self.moe_runner_backend = 'flashinfer_trtllm'" in map(ast.unparse, n.body)
+    ]
+    assert len(picks) == 1, "the DeepSeek flashinfer_trtllm pick moved"
+    test = ast.unparse(picks[0].test)
+    assert "self.moe_a2a_backend == 'none'" in test
+    assert "self.moe_runner_backend == 'auto'" in test
+    quants = next(
+        n.comparators[0] for n in ast.walk(picks[0].test)
+        if isinstance(n, ast.Compare) and ast.unparse(n.left) == "self.quantization"
+        and isinstance(n.ops[0], ast.In)
+    )
+    assert set(ast.literal_eval(quants)) == _TRTLLM_MOE_QUANT["DeepseekV3ForCausalLM"]
+    assert "is_sm100_supported()" in ast.unparse(body)

@@ -93,7 +93,8 @@ def test_calibration_halves_the_error_and_moves_the_factors_the_right_way(
     searched = set(fitted.fitted_on["facts"])
     assert searched == set(fitted.factors)
     assert {"eta_mem", "step_overhead_s", "prefill_dispatch_layer_s"} <= searched
-    assert not searched & {"moe_flops_per_hbm_byte", "decode_moe_layer_floor_s",
+    assert not searched & {"moe_flops_per_hbm_byte", "moe_trtllm_rate_factor",
+                           "decode_moe_layer_floor_s",
                            "prefill_dispatch_moe_layer_s", "prefill_dispatch_mla_layer_s",
                            "prefill_dispatch_quant_gemm_s"}
     # The report says which facts it left alone, so nobody reads a 1 as "measured to be 1".
