@@ -232,33 +232,44 @@ def piecewise_graph_max_tokens(
     return sizes[-1]
 
 
-# Quantizations with which SGLang runs DeepSeek-V3/R1's routed experts on FlashInfer's
-# TensorRT-LLM kernels on SM100 when the runner is left to it (0.5.5
-# ServerArgs._handle_model_specific_adjustments).
-_TRTLLM_MOE_QUANT = {"DeepseekV3ForCausalLM": frozenset({"fp8", "modelopt_fp8", "modelopt_fp4"})}
+# Quantizations FlashInfer's TensorRT-LLM MoE kernels take; with one of them SGLang picks
+# those kernels for DeepSeek-V3/R1's routed experts on SM100 when the runner is left to it
+# (0.5.5 ServerArgs._handle_model_specific_adjustments, _handle_moe_kernel_config).
+_TRTLLM_MOE_QUANT = frozenset({"fp8", "modelopt_fp8", "modelopt_fp4"})
+_TRTLLM_MOE_ARCH = "DeepseekV3ForCausalLM"
 
 
 def moe_runner(
-    args: argparse.Namespace,
-    model: _catalog.ModelSpec,
-    quant: str | None,
-    layout: _parallel.Layout,
+    args: argparse.Namespace, model: _catalog.ModelSpec, layout: _parallel.Layout
 ) -> str:
     """The kernels of a MoE model's routed experts, as SGLang resolves ``--moe-runner-backend``.
 
     ``auto`` becomes ``flashinfer_trtllm`` on an SM100 GPU for DeepSeek-V3/R1 with fp8 or
-    ModelOpt weights (SGLang defaults DeepSeek's checkpoint to fp8 there), unless an
-    all-to-all backend moves the tokens; otherwise the twin models the Triton fused-MoE
-    kernels, which ``auto`` means everywhere else. Of the runners set by hand, only
-    ``flashinfer_trtllm`` has a rate of its own.
+    ModelOpt weights (there SGLang sets ``--quantization`` from the checkpoint, fp8 when it
+    names none), unless an all-to-all backend moves the tokens; otherwise the twin models the
+    Triton fused-MoE kernels, which ``auto`` means everywhere else. Of the runners set by
+    hand, only ``flashinfer_trtllm`` has a rate of its own.
 
     Returns:
         ``"flashinfer_trtllm"`` or ``"triton"``.
+
+    Raises:
+        ValueError: ``flashinfer_trtllm`` without one of its quantizations, as SGLang's
+            start-up assertion refuses it.
     """
+    quant = args.quantization
+    sm100 = args.gpu in _args.SM100_GPUS
+    if quant is None and sm100 and model.architecture == _TRTLLM_MOE_ARCH:
+        quant = model.quantization or "fp8"
     chosen = args.moe_runner_backend
-    if chosen == "auto" and args.gpu in _args.SM100_GPUS and not layout.a2a:
-        if quant in _TRTLLM_MOE_QUANT.get(model.architecture, ()):
-            return "flashinfer_trtllm"
+    if chosen == "flashinfer_trtllm" and quant not in _TRTLLM_MOE_QUANT:
+        raise ValueError(
+            "AssertionError: modelopt_fp4, modelopt_fp8 or fp8 quantization is required for "
+            f"Flashinfer TRTLLM MoE (--moe-runner-backend flashinfer_trtllm, --quantization "
+            f"{quant})"
+        )
+    if chosen == "auto" and sm100 and not layout.a2a and model.architecture == _TRTLLM_MOE_ARCH:
+        chosen = "flashinfer_trtllm" if quant in _TRTLLM_MOE_QUANT else chosen
     return "flashinfer_trtllm" if chosen == "flashinfer_trtllm" else "triton"
 
 
@@ -350,7 +361,7 @@ def resolve(args: argparse.Namespace) -> EngineConfig:
     kv_bytes = _facts.KV_CACHE_BYTES.get(args.kv_cache_dtype, dtype_bytes)
     quant = args.quantization or model.quantization
     low_precision = quant in _facts.LOW_PRECISION_GEMM and gpu.fp8_flops > 0
-    runner = moe_runner(args, model, quant, layout)
+    runner = moe_runner(args, model, layout)
     if model.is_mla:
         # MLA caches one compressed latent per token and layer, shared by all heads: every
         # GPU of an attention group holds it whole.

@@ -216,6 +216,14 @@ def test_sm100_runs_deepseek_experts_on_trtllm_kernels_faster() -> None:
         return perf.prefill_time(8000, perf.attention(8000, 0), 1, 1, 0, 0)
 
     assert prefill() < 0.7 * prefill(moe_runner_backend="triton")
+    # SGLang sets fp8 for DeepSeek's checkpoint only on SM100; elsewhere, and for bf16
+    # weights, its start-up assertion refuses the runner.
+    assert runner("B200", moe_runner_backend="flashinfer_trtllm") == "flashinfer_trtllm"
+    for gpu, model in (("H200", "DeepSeek-R1"), ("B200", "Qwen3-235B-A22B")):
+        with pytest.raises(ValueError, match="fp8 quantization is required for Flashinfer"):
+            _config(gpu=gpu, model_path=model, tp_size=8, moe_runner_backend="flashinfer_trtllm")
+    assert runner("H200", moe_runner_backend="flashinfer_trtllm",
+                  quantization="fp8") == "flashinfer_trtllm"
 
 
 def test_mla_decode_attention_is_bounded_by_flops_with_dp_attention() -> None:

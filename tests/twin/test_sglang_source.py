@@ -289,5 +289,12 @@ def test_trtllm_moe_runner_rule_matches_the_wheel(sglang_wheel: Any) -> None:
         if isinstance(n, ast.Compare) and ast.unparse(n.left) == "self.quantization"
         and isinstance(n.ops[0], ast.In)
     )
-    assert set(ast.literal_eval(quants)) == _TRTLLM_MOE_QUANT["DeepseekV3ForCausalLM"]
+    assert set(ast.literal_eval(quants)) == _TRTLLM_MOE_QUANT
     assert "is_sm100_supported()" in ast.unparse(body)
+    kernel = ast.unparse(_function(
+        sglang_wheel.module(_SERVER_ARGS), "_handle_moe_kernel_config", "ServerArgs"
+    ))
+    assert "modelopt_fp4, modelopt_fp8 or fp8 quantization is required for Flashinfer TRTLLM" \
+        in kernel
+    for quant in _TRTLLM_MOE_QUANT:
+        assert f"self.quantization == '{quant}'" in kernel
