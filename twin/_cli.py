@@ -8,7 +8,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from twin import _args, _estimate, _profile, _resolve
+import numpy as np
+
+from twin import _args, _estimate, _profile, _resolve, _workload
 from twin._errors import StartupError
 
 
@@ -25,8 +27,15 @@ def _parser() -> argparse.ArgumentParser:
         "genai-bench-shaped aggregated metrics. Takes launch_server's flags.",
     )
     workload = estimate.add_argument_group("workload")
-    workload.add_argument(
-        "--scenario", required=True, help='genai-bench traffic scenario, e.g. "D(1024,256)"'
+    lengths = workload.add_mutually_exclusive_group(required=True)
+    lengths.add_argument("--scenario", help='genai-bench traffic scenario, e.g. "D(1024,256)"')
+    lengths.add_argument(
+        "--bench-serving-random",
+        metavar="IN,OUT[,RATIO]",
+        help="replay sglang.bench_serving --dataset-name random --random-input-len IN "
+        "--random-output-len OUT [--random-range-ratio RATIO] at its default --seed 1: its "
+        "very prompts, each once, in order; --max-requests or --num-prompts is its "
+        "--num-prompts (with --concurrency and --spawn-rate inf for --max-concurrency)",
     )
     mode = workload.add_mutually_exclusive_group(required=True)
     mode.add_argument("--concurrency", type=int, help="closed-loop clients")
@@ -78,6 +87,24 @@ def _summary(metrics: object) -> str:
     return "\n".join(lines)
 
 
+def _replay(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    # --bench-serving-random IN,OUT[,RATIO] as simulate's in-order lengths.
+    fields = args.bench_serving_random.split(",")
+    count = args.num_prompts or args.max_requests
+    try:
+        numbers = [int(fields[0]), int(fields[1])] if len(fields) in (2, 3) else []
+        ratio = float(fields[2]) if len(fields) == 3 else 0.0
+    except ValueError:
+        numbers = []
+    if not numbers:
+        raise ValueError(f"--bench-serving-random: {args.bench_serving_random!r} is not "
+                         "IN,OUT or IN,OUT,RATIO (e.g. 1000,1000)")
+    if count is None:
+        raise ValueError("--bench-serving-random: give bench_serving's --num-prompts as "
+                         "--max-requests (or --num-prompts for all at once)")
+    return _workload.bench_serving_random_lengths(numbers[0], numbers[1], count, ratio)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs a command.
 
@@ -101,10 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "burstiness": args.burstiness,
         }
         _estimate.check_load(**load)
+        replay = _replay(args) if args.bench_serving_random else None
         profile = _profile.load_profile(args.profile) if args.profile else None
         with _profile.using_profile(profile) if profile else contextlib.nullcontext():
             config = _resolve.resolve(args)
-            result = _estimate.simulate(config, scenario=args.scenario, seed=args.seed, **load)
+            result = _estimate.simulate(
+                config,
+                scenario=args.scenario or f"bench_serving random {args.bench_serving_random}",
+                seed=args.seed,
+                lengths=replay,
+                in_order=replay is not None,
+                **load,
+            )
     except StartupError as e:
         print(f"{e}", file=sys.stderr)
         return 1

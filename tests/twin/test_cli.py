@@ -88,3 +88,24 @@ def test_summary_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit) as exc:
             _cli.main(["estimate", "--model-path", "Llama-3.1-8B-Instruct", *argv])
         assert exc.value.code == 2
+
+
+def test_bench_serving_random_replays_a_published_run(capsys: pytest.CaptureFixture[str]) -> None:
+    # sgl-cookbook DeepSeek-R1.md: --random-input-len 1000 --random-output-len 1000
+    # --num-prompts 80 --max-concurrency 16 sent 39,668 input tokens in all.
+    argv = ["estimate", "--model-path", "Llama-3.1-8B-Instruct", "--bench-serving-random",
+            "1000,1000", "--concurrency", "16", "--spawn-rate", "inf", "--max-requests", "80",
+            "--json"]
+    assert _cli.main(argv) == 0
+    metrics = json.loads(capsys.readouterr().out)["aggregated_metrics"]
+    assert metrics["num_completed_requests"] == 80
+    assert metrics["stats"]["num_input_tokens"]["sum"] == 39668
+    assert metrics["scenario"] == "bench_serving random 1000,1000"
+    for bad, needle in (("1000", "is not IN,OUT"), ("1000,x", "is not IN,OUT"),
+                        ("1000,1000,2", "range_ratio")):
+        with pytest.raises(SystemExit) as exc:
+            _cli.main([*argv[:4], bad, *argv[5:]])
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _cli.main(argv[:4] + ["1000,1000", "--concurrency", "16"])
+    assert "--num-prompts as --max-requests" in capsys.readouterr().err
