@@ -268,9 +268,14 @@ def moe_runner(
             f"Flashinfer TRTLLM MoE (--moe-runner-backend flashinfer_trtllm, --quantization "
             f"{quant})"
         )
-    if chosen == "auto" and sm100 and not layout.a2a and model.architecture == _TRTLLM_MOE_ARCH:
-        chosen = "flashinfer_trtllm" if quant in _TRTLLM_MOE_QUANT else chosen
-    return "flashinfer_trtllm" if chosen == "flashinfer_trtllm" else "triton"
+    picked = (
+        chosen == "auto"
+        and sm100
+        and not layout.a2a
+        and model.architecture == _TRTLLM_MOE_ARCH
+        and quant in _TRTLLM_MOE_QUANT
+    )
+    return "flashinfer_trtllm" if picked or chosen == "flashinfer_trtllm" else "triton"
 
 
 def _check_parallel(args: argparse.Namespace, model: _catalog.ModelSpec) -> _parallel.Layout:
