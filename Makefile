@@ -25,4 +25,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy tuner twin service api ui webapp
 
 test: lint browser
-	$(VENV)/bin/python -m pytest -q -ra
+	$(VENV)/bin/python -m pytest -q -ra --durations=15

@@ -267,6 +267,9 @@ def _user_starts(users: int, spawn_rate: float | None) -> list[float]:
 
 
 _DAY_S = 86_400.0
+MAX_REQUESTS = _workload.MAX_REQUESTS
+# A closed loop simulates 4 x concurrency requests by default, plus one in flight per user.
+MAX_CONCURRENCY = MAX_REQUESTS // 5
 
 
 def check_load(
@@ -287,12 +290,12 @@ def check_load(
     modes = [m for m in (concurrency, request_rate, num_prompts) if m is not None]
     if len(modes) != 1:
         raise ValueError("give exactly one of concurrency, request_rate and num_prompts")
-    if concurrency is not None and concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+    if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY:,}")
     if request_rate is not None and not request_rate > 0:
         raise ValueError("request_rate must be > 0")
-    if num_prompts is not None and num_prompts < 1:
-        raise ValueError("num_prompts must be >= 1")
+    if num_prompts is not None and not 1 <= num_prompts <= MAX_REQUESTS:
+        raise ValueError(f"num_prompts must be between 1 and {MAX_REQUESTS:,}")
     if spawn_rate is not None and (concurrency is None or not spawn_rate > 0):
         raise ValueError("spawn_rate goes with concurrency and must be > 0 (inf: all at once)")
     # Arrivals days apart would only stall the virtual clock (times near 1e300 stop moving).
@@ -303,8 +306,11 @@ def check_load(
         raise ValueError(f"request_rate must be at least one a day ({1.0 / _DAY_S:.3g} per s)")
     if burstiness != 1.0 and (request_rate is None or not 0 < burstiness < math.inf):
         raise ValueError("burstiness goes with request_rate and must be a positive number")
-    if max_requests is not None and (max_requests < 1 or num_prompts is not None):
-        raise ValueError("max_requests must be >= 1 and cannot be combined with num_prompts")
+    if max_requests is not None and (
+        not 1 <= max_requests <= MAX_REQUESTS or num_prompts is not None
+    ):
+        raise ValueError(f"max_requests must be between 1 and {MAX_REQUESTS:,} and cannot be "
+                         "combined with num_prompts")
 
 
 def estimate(

@@ -84,6 +84,8 @@ def test_summary_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
         ["--scenario", "D(1,1)", "--concurrency", "1", "--num-prompts", "1"],
         ["--scenario", "Z(1)", "--concurrency", "1"],
         ["--scenario", "D(1,1)", "--concurrency", "1", "--tp", "0"],
+        ["--scenario", "D(1,1)", "--num-prompts", "1000000000000"],
+        ["--bench-serving-random", "8000,1000", "--num-prompts", "1000000000000"],
     ):
         with pytest.raises(SystemExit) as exc:
             _cli.main(["estimate", "--model-path", "Llama-3.1-8B-Instruct", *argv])

@@ -217,6 +217,10 @@ def test_requests_longer_than_the_context_fail() -> None:
         {"concurrency": 4, "spawn_rate": 0.0},
         {"concurrency": 4, "burstiness": 0.5},
         {"request_rate": 1.0, "burstiness": -1.0},
+        # Counts that would exhaust memory before an answer (a typo, not a workload).
+        {"num_prompts": 10**12},
+        {"request_rate": 1.0, "max_requests": 10**12},
+        {"concurrency": 10**9},
     ],
 )
 def test_bad_workload_arguments(kwargs: dict[str, Any]) -> None:
