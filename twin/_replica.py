@@ -85,6 +85,10 @@ class Replica:
         self.ratio = self.ratio_init
         self.retracted_total = 0
         self.last_retracted = 0
+        # The server's --fault cold-prefill: seconds the first prefill forward of more than
+        # ``cold_above`` tokens takes beyond the model.
+        self.cold_prefill_s = 0.0
+        self.cold_above = 0
         # With the overlap scheduler a decode step launches the next one before its result
         # is read (sglang 0.5.5 Scheduler.event_loop_overlap): true after a decode step.
         self._after_decode = False
@@ -378,6 +382,9 @@ class Replica:
         duration = perf.prefill_time(
             int(tokens), attention, finishing, len(items), decode_bs, context
         )
+        if self.cold_prefill_s and tokens > self.cold_above:
+            duration += self.cold_prefill_s
+            self.cold_prefill_s = 0.0
         end = start + duration
         self.clock = end
         step = Step(

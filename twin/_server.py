@@ -90,6 +90,8 @@ async def _warm_up(state: _http.ServerState, server: uvicorn.Server) -> None:
     for stream in streams:
         while not (await stream.queue.get())[1]:
             pass
+    for replica in engine.replicas:  # larger shapes than the warm-up's meet cold kernels
+        replica.cold_prefill_s, replica.cold_above = state.faults.cold_prefill_s, len(ids)
     state.ready = True
     _log.info("The server is fired up and ready to roll!")
 

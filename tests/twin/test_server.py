@@ -371,6 +371,22 @@ def test_fault_http500_rate() -> None:
         assert httpx.get(f"{url}/health").status_code == 200
 
 
+def test_fault_cold_prefill_slows_the_first_real_batch_once() -> None:
+    # 2 s of server time at --time-scale 20: 100 ms of wall time, once, after the warm-up
+    # and the /health probes (prompts of a token or a few).
+    with support.running_twin(
+        "--model-path", MODEL, "--time-scale", "20", "--fault", "cold-prefill=2"
+    ) as url:
+        body = {"prompt": "x " * 200, "max_tokens": 1}
+        ttfts = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert httpx.post(f"{url}/v1/completions", json=body).status_code == 200
+            ttfts.append((time.monotonic() - started) * 20)
+        assert ttfts[0] > 2.0, ttfts  # neither the warm-up nor /health took the cost away
+        assert max(ttfts[1:]) < ttfts[0] - 1.5, ttfts  # paid once
+
+
 def test_fault_hang_and_slow_start() -> None:
     port = support.free_port()
     start = time.monotonic()

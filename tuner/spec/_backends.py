@@ -89,7 +89,8 @@ class TwinBackendSpec(_SimulatedBase):
         max_length=8,
         description="Failures every trial's twin server injects, each passed as --fault: "
         "crash-after=N (exit after N requests), hang, slow-start=SECONDS, http500-rate=P "
-        "(a fraction P of generation requests answered with HTTP 500); for testing the tuner.",
+        "(a fraction P of generation requests answered with HTTP 500), cold-prefill=SECONDS "
+        "(the first real prefill forward takes SECONDS longer); for testing the tuner.",
     )
     profile: ProfilePath | None = Field(None, description=_PROFILE_TEXT + " Passed as --profile.")
 
@@ -97,17 +98,14 @@ class TwinBackendSpec(_SimulatedBase):
     @classmethod
     def _faults_parse(cls, faults: list[str]) -> list[str]:
         import argparse
-        import math
 
         from twin._faults import make_faults
 
         for text in faults:
             try:
-                parsed = make_faults([text])
+                make_faults([text])
             except argparse.ArgumentTypeError as e:
                 raise ValueError(str(e)) from e
-            if not math.isfinite(parsed.slow_start_s):
-                raise ValueError(f"value out of range in fault {text!r}; give finite seconds")
         return faults
 
 

@@ -32,7 +32,8 @@ def test_no_faults_by_default(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fault", ["crash-after=x", "crash-after=-1", "boom", "hang=1",
                                    "http500-rate=1.5", "http500-rate=nan", "slow-start=-2",
-                                   "slow-start=inf", "slow-start=nan", ""])
+                                   "slow-start=inf", "slow-start=nan", "cold-prefill=-1",
+                                   "cold-prefill=inf", "cold-prefill=nan", ""])
 def test_a_bad_fault_is_a_spec_error_naming_the_field(fault: str) -> None:
     with pytest.raises(SpecError) as info:
         spec_with(faults=[fault])
