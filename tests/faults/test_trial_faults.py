@@ -31,7 +31,7 @@ def run(tmp_path: Path, studies: set[str], data: dict[str, Any]) -> tuple[str, l
     return study_id, store.list_trials(study_id)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(200)
 def test_a_server_that_exits_mid_level_fails_the_trial_as_crashed(
         ray_pool: int, tmp_path: Path, studies: set[str]) -> None:
     # 6 requests per level at concurrency 2: the third request ends the server (status 1).
@@ -46,6 +46,14 @@ def test_a_server_that_exits_mid_level_fails_the_trial_as_crashed(
         assert "exit" in message.lower(), message  # the exit status...
         assert "injected fault crash-after=2" in message, message  # ...and the log's tail
         assert trial.score is None
+    assert tagged({study_id}) == []
+    # Dead during the warm-up wave (its second request): the same, said of the warm-up.
+    data = spec_data("crash-warm", space={"schedule_policy": ["fcfs"]},
+                     faults=["crash-after=1"], requests=6)
+    study_id, trials = run(tmp_path / "warm", studies, data)
+    assert [t.reason for t in trials] == [CRASHED], trials
+    message = trials[0].message or ""
+    assert "injected fault crash-after=1" in message and "during the warm-up" in message, message
     assert tagged({study_id}) == []
 
 
@@ -84,3 +92,25 @@ def test_slow_starting_servers_are_started_once_each_and_never_twice_at_once(
         assert starts(log) == 1, f"{name} was started {starts(log)} times:\n{log[-2000:]}"
         assert "address already in use" not in log.lower(), f"{name}:\n{log[-2000:]}"
     assert tagged({study_id}) == []
+
+
+@pytest.mark.timeout(180)
+def test_the_warm_up_wave_keeps_cold_kernels_out_of_the_first_level(
+        ray_pool: int, tmp_path: Path, studies: set[str]) -> None:
+    # The server's first prefill longer than SGLang's own warm-up prompt takes 3 s more (as
+    # kernels compiling on first use): without the tuner's warm-up, the first level's first
+    # wave pays it. Counted in the server's own TTFT histogram of the level, not a client
+    # percentile, which over the level's few hundred requests may fall either side of 2.
+    slow = {}
+    for warmup in (0, None):
+        data = spec_data(f"cold-{warmup or 'default'}", space={"schedule_policy": ["fcfs"]},
+                         faults=["cold-prefill=3"], requests=6)
+        data["workload"]["warmup_requests"] = warmup
+        _, trials = run(tmp_path / f"w{warmup}", studies, data)
+        assert len(trials) == 1 and trials[0].state.value == "completed", trials
+        level = trials[0].levels[0]
+        assert level.server is not None and level.server.ttft is not None, level
+        ttft = level.server.ttft
+        slow[warmup] = ttft.count - ttft.counts[ttft.bounds.index(2.0)]  # TTFTs above 2 s
+    assert slow[0] >= 1, slow  # the fault bites when nothing warms up
+    assert slow[None] == 0, slow  # the default wave took the cost

@@ -122,6 +122,16 @@ class WorkloadSpec(Part):
         le=_limits.MAX_SECONDS_PER_LEVEL,
         description="Time per level; genai-bench counts whole minutes, so this is rounded up.",
     )
+    warmup_requests: int | None = Field(
+        None,
+        ge=0,
+        le=_limits.MAX_CONCURRENCY,
+        description="Requests sent to each new server before its first level, all at once, "
+        "at the first rung's prompt lengths, and not measured; null: one wave of the first "
+        "level's users; 0: none. SGLang warms up with a few tokens, so the first real batch "
+        "runs prefill kernels that compile on first use (Triton fused MoE, DeepGEMM, "
+        "FlashInfer), a cost that would otherwise land in the first level's TTFT.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -20,9 +20,11 @@ from ray import tune
 
 from tuner import objective
 from tuner.backends.base import current_node
+from tuner.bench import warmup
 from tuner.bench.metrics import LevelMetrics
 from tuner.exceptions import BackendError, BenchmarkError, ServerExitedError
 from tuner.store import TrialReason
+from tuner.workload import dataset_lengths
 
 if TYPE_CHECKING:
     from tuner.backends.base import Backend, Deployment
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["OBJECTIVE_KEY", "TrialRunner", "sentinel"]
 
 logger = logging.getLogger(__name__)
+# Seconds a server whose warm-up requests were cut off gets to exit before the first level.
+_EXIT_GRACE_S = 5.0
 # The key Tune's searcher and scheduler read; always a number (see ``sentinel``).
 OBJECTIVE_KEY = "objective"
 
@@ -70,6 +74,7 @@ class TrialRunner(tune.Trainable):
         self._deployment: Deployment | None = None
         self._placed = False
         self._deployed = False
+        self._warmed = False
         self._started_at = time.time()
         self._deploy_s = 0.0
 
@@ -127,8 +132,13 @@ class TrialRunner(tune.Trainable):
             return {**base, "failed": True, **self._failure, "done": True}
         assert self._deployment is not None
         started = time.monotonic()
+        rung = self._ladder.next_rung()
+        if not self._warmed:
+            self._warmed = True
+            if failure := self._warm_up(rung):
+                return {**base, "failed": True, **failure, "done": True}
         measured: list[LevelMetrics] = []
-        for scenario, concurrency in self._ladder.next_rung():
+        for scenario, concurrency in rung:
             failure = self._measure(scenario, concurrency, measured)
             if failure is not None:
                 return {
@@ -158,6 +168,35 @@ class TrialRunner(tune.Trainable):
             "ladder_done": self._ladder.done,
             "done": self._ladder.done,
         }
+
+    def _warm_up(self, rung: list[tuple[str, int]]) -> dict[str, Any] | None:
+        """One unmeasured wave before the first level (``workload.warmup_requests``); the
+        failure fields if the server died during it. Its errors are not the trial's: the
+        level that follows meets a broken server for itself."""
+        workload = self._backend.spec.workload
+        count = workload.warmup_requests
+        if count is None:
+            count = min(rung[0][1], warmup.MAX_CONNECTIONS) if rung else 0
+        if not count:
+            return None
+        deployment = self._deployment
+        assert deployment is not None
+        scenarios = [scenario for scenario, _ in rung]
+        dataset = dataset_lengths(self._backend.spec)[0] if "dataset" in scenarios else None
+        done = warmup.send(
+            deployment.endpoint,
+            warmup.prompt_lengths(scenarios, count, dataset=dataset),
+            timeout_s=workload.max_seconds_per_level,
+        )
+        # Requests cut off are what a dying server looks like: give it a moment to exit, so
+        # the trial says why (exit status, log) rather than that /health went quiet.
+        deadline = time.monotonic() + (_EXIT_GRACE_S if done.unanswered else 0.0)
+        while True:
+            if dead := self._backend.exited(deployment):
+                return {"reason": TrialReason.CRASHED, "message": f"{dead} (during the warm-up)"}
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
 
     def _measure(
         self, scenario: str, concurrency: int, measured: list[LevelMetrics]
