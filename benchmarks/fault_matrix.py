@@ -8,6 +8,8 @@ Rows (twin backend, tiny grids at --time-scale 50, the same set-up as ``tests/fa
 * ``crash-after=2``: the server exits mid-level; every trial must fail as ``crashed``.
 * ``http500-rate=0.5``: every trial completes, unscored, as ``slo_violated``.
 * ``slow-start=3``: 4 trials on 2 GPUs; every deployment started once, never two at once.
+* ``cold-prefill=3``: the first real prefill takes 3 s more; the trials' warm-up wave must
+  take it, so that no request of a first level waits over 2 s (server histogram).
 * ``driver SIGKILL``: ``autotuner run`` killed mid-study, then ``autotuner resume``.
 * ``service SIGKILL``: ``autotuner serve`` killed with 2 studies running, restarted, resumed.
 
@@ -38,6 +40,7 @@ from tests.faults.support import (  # noqa: E402
     ServerSampler,
     config_key,
     driver_killed_midway,
+    first_level_slow_ttfts,
     grid_keys,
     kill_group,
     kill_tagged,
@@ -120,6 +123,20 @@ def http500(row: Row, home: Path, ids: set[str]) -> None:
         if t.state.value != "completed" or t.score is not None or t.reason != SLO_VIOLATED:
             row.problems.append(f"trial {t.number}: {t.state.value}, score {t.score}, "
                                 f"reason {t.reason}")
+
+
+def cold_prefill(row: Row, home: Path, ids: set[str]) -> None:
+    data = spec_data("cold", space={"schedule_policy": ["fcfs", "lpm"]},
+                     faults=["cold-prefill=3"], requests=6)
+    row.expected = len(grid_keys(data))
+    _, trials = _in_process(data, home, ids)
+    row.recorded = len(trials)
+    for t in trials:
+        slow = first_level_slow_ttfts(t)
+        if t.state.value != "completed" or slow is None:
+            row.problems.append(f"trial {t.number}: {t.state.value}, no server TTFT")
+        elif slow:
+            row.problems.append(f"trial {t.number}: {slow:.0f} first-level TTFTs over 2 s")
 
 
 def slow_start(row: Row, home: Path, ids: set[str]) -> None:
@@ -241,6 +258,7 @@ FAULTS: dict[str, tuple[str, Callable[[Row, Path, set[str]], None]]] = {
     "crash": ("crash-after=2", crash),
     "http500": ("http500-rate=0.5", http500),
     "slow": ("slow-start=3, 2 GPUs", slow_start),
+    "cold": ("cold-prefill=3", cold_prefill),
     "driver": ("driver SIGKILL + resume", driver_kill),
     "service": ("service SIGKILL + restart", service_kill),
 }
@@ -268,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(FAULTS), default=list(FAULTS))
     args = parser.parse_args()
-    if any(key in ("crash", "http500", "slow") for key in args.only):
+    if any(key in ("crash", "http500", "slow", "cold") for key in args.only):
         from tuner import init_ray
 
         init_ray(gpus=2)  # in-process rows: a pool of 2 GPU units, as `autotuner run` has

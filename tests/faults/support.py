@@ -175,6 +175,16 @@ def starts(log: str) -> int:
     return sum(1 for line in log.splitlines() if line.startswith("$ "))
 
 
+def first_level_slow_ttfts(trial: Any, seconds: float = 2.0) -> float | None:
+    """Requests of a trial's first level whose TTFT the server measured above ``seconds`` (a
+    bucket bound of SGLang's TTFT histogram); None without the server's view."""
+    level = trial.levels[0] if trial.levels else None
+    ttft = level.server.ttft if level is not None and level.server is not None else None
+    if ttft is None:
+        return None
+    return float(ttft.count - ttft.counts[ttft.bounds.index(seconds)])
+
+
 def kill_group(process: subprocess.Popen[Any]) -> None:
     """SIGKILL a process started with ``start_new_session`` and everything in its group."""
     try:

@@ -16,7 +16,16 @@ from tuner.backends import deployment_name
 from tuner.spec import spec_from_dict
 from tuner.store import open_store
 
-from .support import CRASHED, SLO_VIOLATED, ServerSampler, server_logs, spec_data, starts, tagged
+from .support import (
+    CRASHED,
+    SLO_VIOLATED,
+    ServerSampler,
+    first_level_slow_ttfts,
+    server_logs,
+    spec_data,
+    starts,
+    tagged,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -108,9 +117,6 @@ def test_the_warm_up_wave_keeps_cold_kernels_out_of_the_first_level(
         data["workload"]["warmup_requests"] = warmup
         _, trials = run(tmp_path / f"w{warmup}", studies, data)
         assert len(trials) == 1 and trials[0].state.value == "completed", trials
-        level = trials[0].levels[0]
-        assert level.server is not None and level.server.ttft is not None, level
-        ttft = level.server.ttft
-        slow[warmup] = ttft.count - ttft.counts[ttft.bounds.index(2.0)]  # TTFTs above 2 s
+        slow[warmup] = first_level_slow_ttfts(trials[0])
     assert slow[0] >= 1, slow  # the fault bites when nothing warms up
     assert slow[None] == 0, slow  # the default wave took the cost

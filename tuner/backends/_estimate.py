@@ -18,6 +18,7 @@ from tuner.workload import dataset_lengths
 
 if TYPE_CHECKING:
     import twin
+    from tuner.bench.warmup import WarmUp
 
 __all__ = ["EstimateBackend", "read_profile"]
 
@@ -122,6 +123,11 @@ class EstimateBackend(Backend):
 
     def alive(self, deployment: Deployment) -> str | None:
         return None
+
+    def warm_up(
+        self, deployment: Deployment, prompt_lengths: list[int], *, timeout_s: float
+    ) -> WarmUp | None:
+        return None  # the estimator has no kernels to compile
 
     def measure(
         self,

@@ -13,6 +13,7 @@ from tuner.exceptions import SpecError
 
 if TYPE_CHECKING:
     from tuner.bench.metrics import LevelMetrics
+    from tuner.bench.warmup import WarmUp
     from tuner.spec import StudySpec
 
 __all__ = ["Backend", "Deployment", "current_node", "deployment_name"]
@@ -186,6 +187,19 @@ class Backend(abc.ABC):
         from tuner.bench import genai
 
         return genai.probe(deployment.endpoint)
+
+    def warm_up(
+        self, deployment: Deployment, prompt_lengths: list[int], *, timeout_s: float
+    ) -> WarmUp | None:
+        """Send one unmeasured request per prompt length, all at once, before the first level
+        (SGLang's ``/generate`` by default); None when there is nothing to warm.
+
+        Failures are counted in the result, never raised: the level that follows meets a
+        broken server for itself.
+        """
+        from tuner.bench import warmup
+
+        return warmup.send(deployment.endpoint, prompt_lengths, timeout_s=timeout_s)
 
     def exited(self, deployment: Deployment) -> str | None:
         """Why the server is certainly dead (exit status, last log lines), or None.

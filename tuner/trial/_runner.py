@@ -183,14 +183,14 @@ class TrialRunner(tune.Trainable):
         assert deployment is not None
         scenarios = [scenario for scenario, _ in rung]
         dataset = dataset_lengths(self._backend.spec)[0] if "dataset" in scenarios else None
-        done = warmup.send(
-            deployment.endpoint,
+        done = self._backend.warm_up(
+            deployment,
             warmup.prompt_lengths(scenarios, count, dataset=dataset),
             timeout_s=workload.max_seconds_per_level,
         )
         # Requests cut off are what a dying server looks like: give it a moment to exit, so
         # the trial says why (exit status, log) rather than that /health went quiet.
-        deadline = time.monotonic() + (_EXIT_GRACE_S if done.unanswered else 0.0)
+        deadline = time.monotonic() + (_EXIT_GRACE_S if done and done.unanswered else 0.0)
         while True:
             if dead := self._backend.exited(deployment):
                 return {"reason": TrialReason.CRASHED, "message": f"{dead} (during the warm-up)"}
