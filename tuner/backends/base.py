@@ -84,6 +84,8 @@ class Backend(abc.ABC):
       Ray trial per config; they must not need a node, a GPU or a teardown.
     * ``exited`` is cheap and certain (a process status, a pod status; never a health probe
       that a loaded server may miss): the trial polls it every few seconds during a level.
+    * ``warm_up`` runs each new server's prefill shapes once before the first level, unmeasured;
+      it counts failed requests and never raises, and a backend with no server returns None.
     * Failures raise :class:`~tuner.exceptions.BackendError` with a ``reason``
       (``oom``, ``startup``, ``crashed``, ``timeout``) and a message a user can act on.
 
