@@ -100,13 +100,19 @@ def _in_process(data: dict[str, Any], home: Path, ids: set[str],
     return study_id, store.list_trials(study_id)
 
 
-def crash(row: Row, home: Path, ids: set[str]) -> None:
-    data = spec_data("crash", space={"schedule_policy": ["fcfs", "lpm"]},
-                     faults=["crash-after=2"])
+def _two_trials(row: Row, home: Path, ids: set[str], fault: str, **changes: Any) -> list[Any]:
+    """Runs the two-config grid with ``fault`` on every server; the trials, counted in ``row``."""
+    name = fault.split("=")[0]
+    data = spec_data(name, space={"schedule_policy": ["fcfs", "lpm"]}, faults=[fault],
+                     **changes)
     row.expected = len(grid_keys(data))
-    study_id, trials = _in_process(data, home, ids)
+    _, trials = _in_process(data, home, ids)
     row.recorded = len(trials)
-    for t in trials:
+    return trials
+
+
+def crash(row: Row, home: Path, ids: set[str]) -> None:
+    for t in _two_trials(row, home, ids, "crash-after=2"):
         if t.state.value != "failed" or t.reason != CRASHED:
             row.problems.append(f"trial {t.number}: {t.state.value}, reason {t.reason}")
         elif "exit" not in (t.message or "").lower():
@@ -114,24 +120,14 @@ def crash(row: Row, home: Path, ids: set[str]) -> None:
 
 
 def http500(row: Row, home: Path, ids: set[str]) -> None:
-    data = spec_data("http500", space={"schedule_policy": ["fcfs", "lpm"]},
-                     faults=["http500-rate=0.5"], requests=8)
-    row.expected = len(grid_keys(data))
-    _, trials = _in_process(data, home, ids)
-    row.recorded = len(trials)
-    for t in trials:
+    for t in _two_trials(row, home, ids, "http500-rate=0.5", requests=8):
         if t.state.value != "completed" or t.score is not None or t.reason != SLO_VIOLATED:
             row.problems.append(f"trial {t.number}: {t.state.value}, score {t.score}, "
                                 f"reason {t.reason}")
 
 
 def cold_prefill(row: Row, home: Path, ids: set[str]) -> None:
-    data = spec_data("cold", space={"schedule_policy": ["fcfs", "lpm"]},
-                     faults=["cold-prefill=3"], requests=6)
-    row.expected = len(grid_keys(data))
-    _, trials = _in_process(data, home, ids)
-    row.recorded = len(trials)
-    for t in trials:
+    for t in _two_trials(row, home, ids, "cold-prefill=3"):
         slow = first_level_slow_ttfts(t)
         if t.state.value != "completed" or slow is None:
             row.problems.append(f"trial {t.number}: {t.state.value}, no server TTFT")
