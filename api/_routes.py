@@ -221,7 +221,7 @@ async def study_events(
                                                 "reconnect; wins over `after`.")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: `study_started`, `trial_pending`, `trial_started`,
-    `level_measured`, `trial_finished`, `trial_failed`, `study_finished`.
+    `trial_warmed_up`, `level_measured`, `trial_finished`, `trial_failed`, `study_finished`.
 
     Each event's `id` is its sequence number and its `data` the stored event as JSON
     (`seq`, `study_id`, `at`, `kind`, `trial_id`, `data`). Resume with `Last-Event-ID` or

@@ -18,6 +18,7 @@ __all__ = [
     "TrialAnnounced",
     "TrialFailed",
     "TrialFinished",
+    "TrialWarmedUp",
 ]
 
 
@@ -29,6 +30,7 @@ class EventKind(enum.StrEnum):
     PRESCREEN_SKIPPED = "prescreen_skipped"  # {"reason"}
     TRIAL_PENDING = "trial_pending"  # TrialAnnounced: waiting for GPUs
     TRIAL_STARTED = "trial_started"  # TrialAnnounced: its actor runs (deploy included)
+    TRIAL_WARMED_UP = "trial_warmed_up"  # TrialWarmedUp: its server's unmeasured first wave
     LEVEL_MEASURED = "level_measured"  # LevelMeasured
     TRIAL_FAILED = "trial_failed"  # TrialFailed
     TRIAL_RETRIED = "trial_retried"  # TrialFailed: it runs again from scratch (node lost)
@@ -66,6 +68,13 @@ class TrialAnnounced(TypedDict):
     gpus: int
     confirms: str | None
     reruns: str | None  # the interrupted trial whose config this one runs again
+
+
+class TrialWarmedUp(TypedDict):
+    requests: int
+    failed: int  # no answer or an error status
+    seconds: float
+    error: str | None  # the first failure
 
 
 class LevelMeasured(TypedDict):

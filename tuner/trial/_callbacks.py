@@ -167,6 +167,10 @@ class StoreCallback(Callback):
                 "bench_s": record.timings.get("bench_s", 0.0) + float(result.get("bench_s", 0.0)),
             },
         }
+        if warmed := result.get("warmup"):
+            self._store.add_event(
+                self._study_id, EventKind.TRIAL_WARMED_UP, trial.trial_id, warmed
+            )
         levels = result.get("levels") or {}
         if levels:
             new = [LevelMetrics.model_validate(level) for level in levels.values()]

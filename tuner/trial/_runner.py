@@ -135,7 +135,11 @@ class TrialRunner(tune.Trainable):
         rung = self._ladder.next_rung()
         if not self._warmed:
             self._warmed = True
-            if failure := self._warm_up(rung):
+            failure, done = self._warm_up(rung)
+            if done is not None:
+                base["warmup"] = {"requests": done.sent, "failed": done.failed,
+                                  "seconds": done.seconds, "error": done.error}
+            if failure:
                 return {**base, "failed": True, **failure, "done": True}
         measured: list[LevelMetrics] = []
         for scenario, concurrency in rung:
@@ -169,16 +173,19 @@ class TrialRunner(tune.Trainable):
             "done": self._ladder.done,
         }
 
-    def _warm_up(self, rung: list[tuple[str, int]]) -> dict[str, Any] | None:
-        """One unmeasured wave before the first level (``workload.warmup_requests``); the
-        failure fields if the server died during it. Its errors are not the trial's: the
-        level that follows meets a broken server for itself."""
+    def _warm_up(
+        self, rung: list[tuple[str, int]]
+    ) -> tuple[dict[str, Any] | None, warmup.WarmUp | None]:
+        """One unmeasured wave before the first level (``workload.warmup_requests``): the
+        failure fields if the server died during it, and what the wave did (None: none was
+        sent). Its errors are not the trial's: the level that follows meets a broken server
+        for itself."""
         workload = self._backend.spec.workload
         count = workload.warmup_requests
         if count is None:
             count = min(rung[0][1], warmup.MAX_CONNECTIONS) if rung else 0
         if not count:
-            return None
+            return None, None
         deployment = self._deployment
         assert deployment is not None
         scenarios = [scenario for scenario, _ in rung]
@@ -193,9 +200,10 @@ class TrialRunner(tune.Trainable):
         deadline = time.monotonic() + (_EXIT_GRACE_S if done and done.unanswered else 0.0)
         while True:
             if dead := self._backend.exited(deployment):
-                return {"reason": TrialReason.CRASHED, "message": f"{dead} (during the warm-up)"}
+                message = f"{dead} (during the warm-up)"
+                return {"reason": TrialReason.CRASHED, "message": message}, done
             if time.monotonic() >= deadline:
-                return None
+                return None, done
             time.sleep(0.2)
 
     def _measure(
