@@ -69,15 +69,15 @@ def prompt_lengths(
     from twin import sample_lengths
 
     rng = np.random.default_rng(seed)
-    lengths = []
-    for i in range(count):
-        scenario = scenarios[i % len(scenarios)]
+    drawn = []  # per scenario, one draw of the requests it gets
+    for j, scenario in enumerate(scenarios):
+        share = len(range(j, count, len(scenarios)))
         if scenario == "dataset":
             assert dataset is not None and len(dataset)
-            lengths.append(int(rng.choice(dataset)))
+            drawn.append(np.maximum(1, rng.choice(dataset, share)))
         else:
-            lengths.append(int(sample_lengths(scenario, 1, rng)[0][0]))
-    return [max(1, n) for n in lengths]
+            drawn.append(sample_lengths(scenario, share, rng)[0])
+    return [int(drawn[i % len(scenarios)][i // len(scenarios)]) for i in range(count)]
 
 
 def send(endpoint: str, lengths: Sequence[int], *, timeout_s: float, seed: int = 0) -> WarmUp:
@@ -85,22 +85,16 @@ def send(endpoint: str, lengths: Sequence[int], *, timeout_s: float, seed: int =
     them all (or ``timeout_s``). Failures are counted, not raised: the warm-up measures nothing,
     and the level that follows sees a broken server for itself.
     """
-    rng = np.random.default_rng(seed)
-    bodies = [
-        {
-            "input_ids": rng.integers(*_TOKEN_IDS, n).tolist(),
-            "sampling_params": {"max_new_tokens": _MAX_NEW_TOKENS, "ignore_eos": True},
-        }
-        for n in lengths
-    ]
     started = time.monotonic()
     try:
-        statuses, errors = asyncio.run(asyncio.wait_for(_send_all(endpoint, bodies), timeout_s))
+        statuses, errors = asyncio.run(
+            asyncio.wait_for(_send_all(endpoint, lengths, np.random.default_rng(seed)), timeout_s)
+        )
     except TimeoutError:
-        statuses, errors = [], [f"no answer within {timeout_s:.0f} s"] * len(bodies)
+        statuses, errors = [], [f"no answer within {timeout_s:.0f} s"] * len(lengths)
     failed = len(errors) + len(statuses)
     first = errors[0] if errors else statuses[0] if statuses else None
-    done = WarmUp(len(bodies), failed, len(errors), time.monotonic() - started, first)
+    done = WarmUp(len(lengths), failed, len(errors), time.monotonic() - started, first)
     logger.info(
         "warm-up of %s: %d requests, %d failed, %.1f s%s",
         endpoint,
@@ -112,17 +106,31 @@ def send(endpoint: str, lengths: Sequence[int], *, timeout_s: float, seed: int =
     return done
 
 
-async def _send_all(endpoint: str, bodies: list[dict[str, object]]) -> tuple[list[str], list[str]]:
-    # Failures as (error statuses, requests with no answer).
+async def _send_all(
+    endpoint: str, lengths: Sequence[int], rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
+    # Failures as (error statuses, requests with no answer). A prompt is drawn only when its
+    # request may go and is dropped with it (a failure is kept as text, not as an exception
+    # whose traceback would hold the prompt), so memory holds MAX_CONNECTIONS prompts.
+    gate = asyncio.Semaphore(MAX_CONNECTIONS)
+    statuses: list[str] = []
+    errors: list[str] = []
+
+    async def one(client: httpx.AsyncClient, n: int) -> None:
+        async with gate:
+            body = {
+                "input_ids": rng.integers(*_TOKEN_IDS, n).tolist(),
+                "sampling_params": {"max_new_tokens": _MAX_NEW_TOKENS, "ignore_eos": True},
+            }
+            try:
+                answer = await client.post("/generate", json=body)
+            except httpx.HTTPError as e:
+                errors.append(f"{type(e).__name__}: {e}")
+                return
+            if answer.status_code != 200:
+                statuses.append(f"HTTP {answer.status_code}")
+
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS)
     async with httpx.AsyncClient(base_url=endpoint, limits=limits, timeout=None) as client:
-        answers = await asyncio.gather(
-            *(client.post("/generate", json=body) for body in bodies), return_exceptions=True
-        )
-    statuses, errors = [], []
-    for answer in answers:
-        if isinstance(answer, BaseException):
-            errors.append(f"{type(answer).__name__}: {answer}")
-        elif answer.status_code != 200:
-            statuses.append(f"HTTP {answer.status_code}")
+        await asyncio.gather(*(one(client, n) for n in lengths))
     return statuses, errors
