@@ -31,6 +31,10 @@ _STATE_CHIP = (
 _NUMBER = "p => p.value == null ? '' : (Math.abs(p.value) < 1e4 ? " \
     "Number(p.value.toPrecision(4)).toString() : Math.round(p.value).toLocaleString('en'))"
 
+_SECONDS = "p => p.value == null ? '' : p.value.toFixed(p.value < 10 ? 1 : 0)"
+# Where a trial's time went (TrialRecord.timings), as columns.
+_TIMINGS = (("deploy_s", "Deploy s"), ("warmup_s", "Warm-up s"), ("bench_s", "Bench s"))
+
 
 def level_key(scenario: str) -> str:
     """A scenario as it names a column (no spaces)."""
@@ -123,13 +127,15 @@ class TrialGrid(ui.aggrid):
             self.run_grid_method("applyTransaction", {"update" if known else "add": [row]})
 
     def row(self, trial: TrialRecord, numbers: dict[str, int]) -> dict[str, Any]:
-        """The grid row of ``trial``: its params, state, score, why, and per level TTFT/TPOT
-        p99 with a tick when the level met the SLO (and a warning sign when it was flagged)."""
+        """The grid row of ``trial``: its params, state, score, why, where its time went, and
+        per level TTFT/TPOT p99 with a tick when the level met the SLO (and a warning sign when
+        it was flagged)."""
         flags = ", ".join(f"{flag} ×{n}" for flag, n in trial.flag_counts().items())
         row: dict[str, Any] = {"id": trial.trial_id, "number": trial.number,
                                "state": trial.state.value, "gpus": trial.gpus,
                                "score": trial.score, "node": trial.node_ip or "",
                                "reason": _why(trial, numbers), "flags": flags}
+        row.update({name: trial.timings.get(name) for name, _ in _TIMINGS})
         for i, name in enumerate(self.params):
             value = trial.params.get(name)
             row[f"p{i}"] = value if isinstance(value, int | float | str) or value is None \
@@ -181,6 +187,9 @@ def _columns(spec: StudySpec) -> list[dict[str, Any]]:
         {"field": "reason", "headerName": "Reason", "width": 260, "tooltipField": "reason"},
         {"field": "flags", "headerName": "Flags", "width": 140},
     ]
+    columns += [{"field": name, "headerName": label, "width": 110,
+                 "filter": "agNumberColumnFilter", ":valueFormatter": _SECONDS}
+                for name, label in _TIMINGS]
     several = len(spec.workload.scenarios) > 1
     columns += [{"field": f"l{i}", "width": 150,
                  "headerName": (f"{s} " if several else "") + f"c={c} TTFT/TPOT p99 ms"}

@@ -160,7 +160,8 @@ class FakeDriver(Driver):
             state = TrialState.STOPPED if stopped else TrialState.COMPLETED
             trial = trial.model_copy(update={
                 "state": state, "ended_at": time.time(),
-                "reason": TrialReason.STOPPED if stopped else None})
+                "reason": TrialReason.STOPPED if stopped else None,
+                "timings": {"deploy_s": 12.5, "warmup_s": 0.25, "bench_s": 3.0 * len(levels)}})
             store.upsert_trial(trial)
             store.add_event(study_id, EventKind.TRIAL_FINISHED, trial.trial_id,
                             {"state": state.value, "score": trial.score,

@@ -110,7 +110,7 @@ def test_the_warm_up_wave_keeps_cold_kernels_out_of_the_first_level(
     # kernels compiling on first use): without the tuner's warm-up, the first level's first
     # wave pays it. Counted in the server's own TTFT histogram of the level, not a client
     # percentile, which over the level's few hundred requests may fall either side of 2.
-    slow, warmed = {}, {}
+    slow, warmed, timings = {}, {}, {}
     for warmup in (0, None):
         data = spec_data(f"cold-{warmup or 'default'}", space={"schedule_policy": ["fcfs"]},
                          faults=["cold-prefill=3"], requests=6)
@@ -118,6 +118,7 @@ def test_the_warm_up_wave_keeps_cold_kernels_out_of_the_first_level(
         study_id, trials = run(tmp_path / f"w{warmup}", studies, data)
         assert len(trials) == 1 and trials[0].state.value == "completed", trials
         slow[warmup] = first_level_slow_ttfts(trials[0])
+        timings[warmup] = trials[0].timings
         events = open_store(tmp_path / f"w{warmup}" / "s.db").events(study_id)
         warmed[warmup] = [e.data for e in events if e.kind.value == "trial_warmed_up"]
     assert slow[0] >= 1, slow  # the fault bites when nothing warms up
@@ -125,3 +126,8 @@ def test_the_warm_up_wave_keeps_cold_kernels_out_of_the_first_level(
     # The wave is in the study's events: the first level's 2 users, all answered.
     assert warmed[0] == [], warmed
     assert [(w["requests"], w["failed"], w["error"]) for w in warmed[None]] == [(2, 0, None)]
+    # and in the trial's timings, apart from the levels': the wave paid the 3 s (at the
+    # twin's time scale, 50).
+    assert "warmup_s" not in timings[0], timings
+    assert timings[None]["warmup_s"] >= 3 / 50, timings
+    assert timings[None]["warmup_s"] == warmed[None][0]["seconds"], timings

@@ -34,6 +34,9 @@ def test_reruns_flags_and_positive_intervals_in_the_tables() -> None:
               _trial("a2", 4, 900.0, "a"), _trial("b", 2, 50.0), _trial("b1", 5, 60.0, "b")]
     table = _text(trials_table(SPEC, trials, "a"))
     assert "re-run of #1" in table and "re-run of #2" in table and "client_bound" in table
+    timed = trials[0].model_copy(update={"timings": {"deploy_s": 95.2, "warmup_s": 3.46,
+                                                     "bench_s": 120.0}})
+    assert "95+3.5+120" in _text(trials_table(SPEC, [timed], "a"))
     assert measurement_warnings(trials) == [f"trial 1 D(1024,256) c=32 client_bound: {flag}"]
     verdict = judge(trials, SPEC)
     assert verdict is not None

@@ -162,6 +162,8 @@ async def test_study_page_updates_live(user: User) -> None:
     rows = one(user, "trials").rows
     assert [r["state"] for r in rows] == ["completed"] * 4
     assert all(r["l0"].endswith(("✓", "✗")) and " / " in r["l0"] for r in rows)
+    # where each trial's time went: deploying, warming up, measuring its two levels
+    assert {(r["deploy_s"], r["warmup_s"], r["bench_s"]) for r in rows} == {(12.5, 0.25, 6.0)}
     assert one(user, "progress").value == 1.0
     assert one(user, "progress-label").text == "4 of 4 trials finished"
     await user.should_see(marker="best-score")

@@ -47,7 +47,8 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
     table.add_column("#", justify="right")
     for name in names:
         table.add_column(name)
-    columns = ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "flags", "node", "reason")
+    columns = ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "deploy+warm+bench s",
+               "flags", "node", "reason")
     for column in columns:
         table.add_column(column, justify="left" if column in columns[-3:] else "right")
     numbers = {t.trial_id: t.number for t in trials}
@@ -67,11 +68,20 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
             str(level.concurrency) if level else "-",
             _num(level.ttft_p99_ms if level else None),
             _num(level.tpot_p99_ms if level else None),
+            _time(trial),
             _flags(trial),
             trial.node_ip or "-",
             reason + (f": {trial.message[:60]}" if trial.message else ""),
         )
     return table
+
+
+def _time(trial: TrialRecord) -> str:
+    """``95+4+120``: where the trial's time went, in seconds (``-`` before it has any)."""
+    parts = [trial.timings.get(name) for name in ("deploy_s", "warmup_s", "bench_s")]
+    if all(part is None for part in parts):
+        return "-"
+    return "+".join(f"{part:.1f}" if part and part < 10 else _num(part or 0) for part in parts)
 
 
 def _flags(trial: TrialRecord) -> str:

@@ -83,7 +83,8 @@ class TrialRecord(_Record):
         levels: what each measured level gave, in the order measured.
         score: the objective's value; None when no level met the SLO or the trial failed.
         reason: failure or stop class (oom, startup, crash, timeout, benchmark, stopped, ...).
-        timings: seconds spent deploying (``deploy_s``) and benchmarking (``bench_s``).
+        timings: seconds spent deploying (``deploy_s``), warming the server up (``warmup_s``,
+            absent when no wave was sent) and measuring the levels (``bench_s``).
         confirms: for a confirmation run (a fresh re-run of a top configuration after the
             search), the id of the trial it repeats; None for the search's own trials.
         node_id, node_ip: the Ray node the trial ran on (its server too, for process

@@ -163,11 +163,13 @@ class StoreCallback(Callback):
             "gpus": int(result.get("gpus", record.gpus)),
             "started_at": float(result.get("started_at") or record.started_at or time.time()),
             "timings": {
+                **record.timings,
                 "deploy_s": float(result.get("deploy_s", 0.0)),
                 "bench_s": record.timings.get("bench_s", 0.0) + float(result.get("bench_s", 0.0)),
             },
         }
         if warmed := result.get("warmup"):
+            update["timings"]["warmup_s"] = float(warmed["seconds"])
             self._store.add_event(
                 self._study_id, EventKind.TRIAL_WARMED_UP, trial.trial_id, warmed
             )

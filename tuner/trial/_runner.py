@@ -131,7 +131,6 @@ class TrialRunner(tune.Trainable):
         if self._failure is not None:
             return {**base, "failed": True, **self._failure, "done": True}
         assert self._deployment is not None
-        started = time.monotonic()
         rung = self._ladder.next_rung()
         if not self._warmed:
             self._warmed = True
@@ -141,6 +140,7 @@ class TrialRunner(tune.Trainable):
                                   "seconds": done.seconds, "error": done.error}
             if failure:
                 return {**base, "failed": True, **failure, "done": True}
+        started = time.monotonic()  # the levels' time: the warm-up's is its own
         measured: list[LevelMetrics] = []
         for scenario, concurrency in rung:
             failure = self._measure(scenario, concurrency, measured)
