@@ -161,6 +161,28 @@ def summary(found: Mapping[tuple[str, str], list[float]]) -> list[str]:
     return lines
 
 
+def by_source() -> list[str]:
+    """A markdown table of the signed median error per published source (page or thread,
+    whatever its commit) and GPU: a bias shared by all of one lab's runs is the lab's host
+    (clocks, power cap, PCIe or SXM) or a gap of the twin, and only other labs' runs of the
+    same GPU tell which; it is also what ``autotuner calibrate`` fits from a host's trials."""
+    signed: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for anchor in anchors():
+        if anchor.lower_bound:
+            continue
+        error = (measure(anchor) - anchor.published) / anchor.published
+        key = (anchor.run.source.split("@")[0], anchor.run.gpu)
+        signed.setdefault(key, {}).setdefault(anchor.group, []).append(error)
+    lines = ["| source | GPU | anchors | TTFT | TPOT | throughput |",
+             "|---|---|---:|---:|---:|---:|"]
+    for (source, gpu), groups in sorted(signed.items()):
+        cells = [f"{statistics.median(groups[g]):+.0%} ({len(groups[g])})" if g in groups
+                 else "" for g in ("ttft", "tpot", "throughput")]
+        count = sum(len(v) for v in groups.values())
+        lines.append(f"| {source} | {gpu} | {count} | {' | '.join(cells)} |")
+    return lines
+
+
 def speed() -> list[tuple[str, int, float, float]]:
     """Simulated requests per CPU-second on a few workloads."""
     cases: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -242,6 +264,10 @@ def report() -> tuple[str, bool]:
             "Absolute errors of the point anchors:",
             "",
             *summary(found),
+            "",
+            "Signed median error per source and GPU (anchors in brackets):",
+            "",
+            *by_source(),
             "",
             *checks,
             "",
