@@ -300,6 +300,8 @@ def test_best_config_and_csv(client: TestClient, spec: dict[str, Any]) -> None:
     assert {"trial_id", "state", "score", "param.tp_size", "concurrency", "ttft_p99_ms"} \
         <= set(rows[0])
     assert {r["concurrency"] for r in rows} == {"4", "16"}
+    timings = {(r["deploy_s"], r["warmup_s"], r["bench_s"]) for r in rows}
+    assert timings == {("12.5", "0.25", "6.0")}
 
 
 def test_no_best_yet(client: TestClient, spec: dict[str, Any]) -> None:
