@@ -36,7 +36,7 @@ def test_reruns_flags_and_positive_intervals_in_the_tables() -> None:
     assert "re-run of #1" in table and "re-run of #2" in table and "client_bound" in table
     timed = trials[0].model_copy(update={"timings": {"deploy_s": 95.2, "warmup_s": 3.46,
                                                      "bench_s": 120.0}})
-    assert "95+3.5+120" in _text(trials_table(SPEC, [timed], "a"))
+    assert " 219 " in _text(trials_table(SPEC, [timed], "a"))  # 95.2 + 3.46 + 120
     assert measurement_warnings(trials) == [f"trial 1 D(1024,256) c=32 client_bound: {flag}"]
     verdict = judge(trials, SPEC)
     assert verdict is not None

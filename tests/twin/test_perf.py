@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import twin
 from twin import _args, _facts, _perf, _resolve
 
 
@@ -133,9 +134,9 @@ def test_piecewise_cuda_graphs_resolve_as_sglang_does() -> None:
 
 
 def test_fp8_gemms_reach_a_smaller_share_of_their_peak() -> None:
-    # Measured SGLang fp8 GEMMs run at about 0.62 of the fp8 peak where bf16 ones run at 0.78
-    # of theirs (aiconfigurator's H100 tables), so fp8 halves the time of a compute-bound
-    # prefill's linear layers less than the twice-as-high peak suggests.
+    # End to end, an fp8 prefill's linear layers (GEMMs with their input quantisation) run at
+    # about 0.50 of the fp8 peak where bf16 ones run at 0.78 of theirs, so fp8 shortens a
+    # compute-bound prefill far less than the twice-as-high peak suggests.
     tokens = 8192
 
     def linear_time(**server_args: object) -> float:
@@ -143,7 +144,18 @@ def test_fp8_gemms_reach_a_smaller_share_of_their_peak() -> None:
         return perf.prefill_time(tokens, 0.0, 1, 1, 0, 0)
 
     ratio = linear_time(quantization="fp8") / linear_time()
-    assert 0.58 < ratio < 0.7  # 0.78 / (2 x 0.62) = 0.63; at equal efficiency it was 0.5
+    assert 0.72 < ratio < 0.85  # 0.78 / (2 x 0.50) = 0.78; at equal efficiency it was 0.5
+
+
+def test_an_fp8_prefill_gains_what_sglang_and_vllm_measure_end_to_end() -> None:
+    # FP8 / bf16 TTFT of one 8,192-token prompt on one H100 (Qwen3-8B): 0.81 measured with
+    # vLLM (silybench), 0.79 for SGLang's Qwen3-14B burst on one host; attention stays bf16.
+    def ttft(**server_args: object) -> float:
+        result = twin.estimate({"model_path": "Qwen3-8B", **server_args}, gpu="H100",
+                               scenario="D(8192,8)", concurrency=1, max_requests=2)
+        return float(result["aggregated_metrics"]["stats"]["ttft"]["mean"])
+
+    assert 0.76 < ttft(quantization="fp8") / ttft() < 0.88
 
 
 @pytest.mark.parametrize("overlap", [True, False])

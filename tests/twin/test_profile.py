@@ -31,7 +31,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_only_calibrated_facts_with_sane_factors_are_accepted() -> None:
     assert twin.Profile.calibrated_facts() == (
-        "cpu_per_req_s", "decode_moe_layer_floor_s", "eta_mem", "layer_overhead_s",
+        "cpu_per_req_s", "decode_moe_layer_floor_s", "eta_gemm_fp8_max", "eta_mem",
+        "layer_overhead_s",
         "moe_flops_per_hbm_byte", "moe_trtllm_rate_factor", "prefill_dispatch_layer_s",
         "prefill_dispatch_mla_layer_s", "prefill_dispatch_moe_layer_s",
         "prefill_dispatch_quant_gemm_s", "step_overhead_s"

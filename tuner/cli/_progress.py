@@ -47,8 +47,8 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
     table.add_column("#", justify="right")
     for name in names:
         table.add_column(name)
-    columns = ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "deploy+warm+bench s",
-               "flags", "node", "reason")
+    columns = ("state", "score", "c", "ttft p99 ms", "tpot p99 ms", "time s", "flags", "node",
+               "reason")
     for column in columns:
         table.add_column(column, justify="left" if column in columns[-3:] else "right")
     numbers = {t.trial_id: t.number for t in trials}
@@ -77,11 +77,9 @@ def trials_table(spec: StudySpec, trials: list[TrialRecord], best_id: str | None
 
 
 def _time(trial: TrialRecord) -> str:
-    """``95+4+120``: where the trial's time went, in seconds (``-`` before it has any)."""
-    parts = [trial.timings.get(name) for name in ("deploy_s", "warmup_s", "bench_s")]
-    if all(part is None for part in parts):
-        return "-"
-    return "+".join(f"{part:.1f}" if part and part < 10 else _num(part or 0) for part in parts)
+    """Seconds the trial spent deploying, warming up and measuring (``-`` before any); the
+    UI's grid and trials.csv have each apart."""
+    return _num(sum(trial.timings.values())) if trial.timings else "-"
 
 
 def _flags(trial: TrialRecord) -> str:
