@@ -109,8 +109,8 @@ FACTS: Mapping[str, Fact] = MappingProxyType(
         "eta_gemm_fp8_max": Fact(
             0.50,
             "",
-            "efficiency of 8-bit GEMMs in a prefill (share of the fp8 peak) reached by large "
-            "token counts, with the GPU time of quantising their inputs (per-token(-group) "
+            "efficiency of 8-bit GEMMs (share of the fp8 peak) reached by large token counts, "
+            "end to end: with the GPU time of quantising their inputs (per-token(-group) "
             "quant kernels, DeepGEMM's column-major TMA-aligned scales) that the GEMM alone "
             "does not show",
             "end-to-end FP8 / bf16 TTFT of the same model on the same host, where the host's "
