@@ -114,7 +114,6 @@ def best_config(record: StudyRecord, trial: TrialRecord, text: str) -> BestConfi
 
 _TRIAL_COLUMNS = ["trial_id", "number", "state", "reason", "score", "gpus", "started_at",
                   "ended_at"]
-_TIMING_COLUMNS = ["deploy_s", "warmup_s", "bench_s"]  # TrialRecord.timings
 # The server's view is nested; its disagreements with genai-bench are in ``client_bound``.
 _LEVEL_COLUMNS = [name for name in LevelMetrics.model_fields if name != "server"]
 
@@ -125,12 +124,12 @@ def trials_csv(trials: list[TrialRecord]) -> str:
     params = sorted({name for t in trials for name in t.params})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*_TRIAL_COLUMNS, *_TIMING_COLUMNS, *(f"param.{p}" for p in params),
+    writer.writerow([*_TRIAL_COLUMNS, *TrialRecord.TIMINGS, *(f"param.{p}" for p in params),
                      "message", *_LEVEL_COLUMNS])
     for t in trials:
         head: list[Any] = [getattr(t, c) for c in _TRIAL_COLUMNS]
         head[2] = t.state.value
-        head += [t.timings.get(c) for c in _TIMING_COLUMNS]
+        head += [t.timings.get(c) for c in TrialRecord.TIMINGS]
         head += [t.params.get(p, "") for p in params] + [t.message or ""]
         levels: list[LevelMetrics | None] = [*t.levels] or [None]
         for level in levels:

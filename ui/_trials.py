@@ -32,8 +32,8 @@ _NUMBER = "p => p.value == null ? '' : (Math.abs(p.value) < 1e4 ? " \
     "Number(p.value.toPrecision(4)).toString() : Math.round(p.value).toLocaleString('en'))"
 
 _SECONDS = "p => p.value == null ? '' : p.value.toFixed(p.value < 10 ? 1 : 0)"
-# Where a trial's time went (TrialRecord.timings), as columns.
-_TIMINGS = (("deploy_s", "Deploy s"), ("warmup_s", "Warm-up s"), ("bench_s", "Bench s"))
+# Where a trial's time went, as columns: the headers of TrialRecord.TIMINGS.
+_TIMING_LABELS = {"deploy_s": "Deploy s", "warmup_s": "Warm-up s", "bench_s": "Bench s"}
 
 
 def level_key(scenario: str) -> str:
@@ -135,7 +135,7 @@ class TrialGrid(ui.aggrid):
                                "state": trial.state.value, "gpus": trial.gpus,
                                "score": trial.score, "node": trial.node_ip or "",
                                "reason": _why(trial, numbers), "flags": flags}
-        row.update({name: trial.timings.get(name) for name, _ in _TIMINGS})
+        row.update({name: trial.timings.get(name) for name in TrialRecord.TIMINGS})
         for i, name in enumerate(self.params):
             value = trial.params.get(name)
             row[f"p{i}"] = value if isinstance(value, int | float | str) or value is None \
@@ -187,9 +187,9 @@ def _columns(spec: StudySpec) -> list[dict[str, Any]]:
         {"field": "reason", "headerName": "Reason", "width": 260, "tooltipField": "reason"},
         {"field": "flags", "headerName": "Flags", "width": 140},
     ]
-    columns += [{"field": name, "headerName": label, "width": 110,
+    columns += [{"field": name, "headerName": _TIMING_LABELS[name], "width": 110,
                  "filter": "agNumberColumnFilter", ":valueFormatter": _SECONDS}
-                for name, label in _TIMINGS]
+                for name in TrialRecord.TIMINGS]
     several = len(spec.workload.scenarios) > 1
     columns += [{"field": f"l{i}", "width": 150,
                  "headerName": (f"{s} " if several else "") + f"c={c} TTFT/TPOT p99 ms"}

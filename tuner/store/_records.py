@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -103,6 +103,8 @@ class TrialRecord(_Record):
     levels: list[LevelMetrics] = []
     timings: dict[str, float] = {}
     started_at: float | None = None
+    # The keys of ``timings``, in the order a trial spends them (views show them so).
+    TIMINGS: ClassVar[tuple[str, ...]] = ("deploy_s", "warmup_s", "bench_s")
     ended_at: float | None = None
     confirms: str | None = None
     node_id: str | None = None
