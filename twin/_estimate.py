@@ -267,9 +267,8 @@ def _user_starts(users: int, spawn_rate: float | None) -> list[float]:
 
 
 _DAY_S = 86_400.0
-MAX_REQUESTS = _workload.MAX_REQUESTS
 # A closed loop simulates 4 x concurrency requests by default, plus one in flight per user.
-MAX_CONCURRENCY = MAX_REQUESTS // 5
+MAX_CONCURRENCY = _workload.MAX_REQUESTS // 5
 
 
 def check_load(
@@ -294,8 +293,8 @@ def check_load(
         raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY:,}")
     if request_rate is not None and not request_rate > 0:
         raise ValueError("request_rate must be > 0")
-    if num_prompts is not None and not 1 <= num_prompts <= MAX_REQUESTS:
-        raise ValueError(f"num_prompts must be between 1 and {MAX_REQUESTS:,}")
+    if num_prompts is not None and not 1 <= num_prompts <= _workload.MAX_REQUESTS:
+        raise ValueError(f"num_prompts must be between 1 and {_workload.MAX_REQUESTS:,}")
     if spawn_rate is not None and (concurrency is None or not spawn_rate > 0):
         raise ValueError("spawn_rate goes with concurrency and must be > 0 (inf: all at once)")
     # Arrivals days apart would only stall the virtual clock (times near 1e300 stop moving).
@@ -307,10 +306,10 @@ def check_load(
     if burstiness != 1.0 and (request_rate is None or not 0 < burstiness < math.inf):
         raise ValueError("burstiness goes with request_rate and must be a positive number")
     if max_requests is not None and (
-        not 1 <= max_requests <= MAX_REQUESTS or num_prompts is not None
+        not 1 <= max_requests <= _workload.MAX_REQUESTS or num_prompts is not None
     ):
-        raise ValueError(f"max_requests must be between 1 and {MAX_REQUESTS:,} and cannot be "
-                         "combined with num_prompts")
+        raise ValueError(f"max_requests must be between 1 and {_workload.MAX_REQUESTS:,} and "
+                         "cannot be combined with num_prompts")
 
 
 def estimate(

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from tuner.events import TrialWarmedUp
+
 __all__ = ["MAX_CONNECTIONS", "WarmUp", "prompt_lengths", "send"]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,11 @@ class WarmUp:
     unanswered: int
     seconds: float
     error: str | None = None
+
+    def event(self) -> TrialWarmedUp:
+        """The study event's record of this wave."""
+        return {"requests": self.sent, "failed": self.failed, "seconds": self.seconds,
+                "error": self.error}
 
 
 def prompt_lengths(

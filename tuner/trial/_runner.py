@@ -136,8 +136,7 @@ class TrialRunner(tune.Trainable):
             self._warmed = True
             failure, done = self._warm_up(rung)
             if done is not None:
-                base["warmup"] = {"requests": done.sent, "failed": done.failed,
-                                  "seconds": done.seconds, "error": done.error}
+                base["warmup"] = done.event()
             if failure:
                 return {**base, "failed": True, **failure, "done": True}
         started = time.monotonic()  # the levels' time: the warm-up's is its own
